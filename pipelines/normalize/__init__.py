@@ -1,0 +1,188 @@
+"""Pure normalization of a FHIR Patient's race, ethnicity, language, sex, birth date and home address (no Beam here).
+
+Public API (called once per Patient by the reader):
+    normalize_patient(patient, observations=(), policy=None) -> dict
+    is_demographic_observation(resource) -> bool
+    load_policy(path=None) -> Policy
+Rules: contract section 4 and docs/classification.md; warning codes: docs/warnings.md.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from . import warning_codes
+from .classify import (
+    hedis_ethnicity,
+    hedis_race,
+    omb2024_categories,
+    omb2024_category,
+    status_of,
+)
+from .demographics import administrative_gender, birth_date, current_address, postal_code, preferred_language, state
+from .evidence import Question, observation_question, question_signature, read_observations, read_patient_extensions
+from .policy import Policy, PolicyError, load_policy
+from .tables import Tables, tables
+from .warning_codes import ALL_CODES as WARNING_CODES
+
+__all__ = [
+    "Policy",
+    "PolicyError",
+    "WARNING_CODES",
+    "OUTPUT_KEYS",
+    "is_demographic_observation",
+    "load_policy",
+    "normalize_patient",
+    "warning_codes",
+    "NORMALIZATION_ERROR",
+]
+
+_log = logging.getLogger(__name__)
+
+OUTPUT_KEYS = (
+    "race_ethnicity_status",
+    "omb2024_categories",
+    "omb2024_category",
+    "hedis_race",
+    "hedis_ethnicity",
+    "race_detailed_codes",
+    "ethnicity_detailed_codes",
+    "race_text",
+    "ethnicity_text",
+    "race_source_format",
+    "mapping_warnings",
+    "preferred_language",
+    "birth_date",
+    "birth_year",
+    "administrative_gender",
+    "postal_code",
+    "state",
+)
+NORMALIZATION_ERROR = "normalization_error"
+
+
+@functools.lru_cache(maxsize=1)
+def _default_policy() -> Policy:
+    return load_policy()
+
+
+def is_demographic_observation(resource: Mapping[str, Any]) -> bool:
+    """True for an Observation whose code is one of the race/ethnicity LOINC questions (data/loinc_questions.csv)."""
+    try:
+        return observation_question(resource, tables()) is not None
+    except Exception:  # noqa: BLE001 - a predicate on arbitrary JSON must not raise either
+        return False
+
+
+def normalize_patient(
+    patient: Mapping[str, Any], observations: Sequence[Mapping[str, Any]] = (), policy: Policy | None = None
+) -> dict[str, Any]:
+    """Normalize one Patient (plus its matched race/ethnicity Observations) into the warehouse columns.
+
+    Never raises on JSON-shaped input: anything odd is repaired or ignored and named in mapping_warnings.
+    """
+    try:
+        return _normalize(patient, observations, policy or _default_policy())
+    except Exception as exc:  # noqa: BLE001 - last resort; the record must still land (contract 4.1 "never crash")
+        # Never log patient data: the exception type only.
+        _log.error("normalize_patient failed unexpectedly (%s); row landed as unknown", type(exc).__name__)
+        return _empty_result([NORMALIZATION_ERROR])
+
+
+def _empty_result(warnings: list[str]) -> dict[str, Any]:
+    return {
+        "race_ethnicity_status": "unknown",
+        "omb2024_categories": [],
+        "omb2024_category": "UNKNOWN",
+        "hedis_race": "Unknown",
+        "hedis_ethnicity": "Unknown",
+        "race_detailed_codes": [],
+        "ethnicity_detailed_codes": [],
+        "race_text": None,
+        "ethnicity_text": None,
+        "race_source_format": "absent",
+        "mapping_warnings": sorted(set(warnings)),
+        "preferred_language": None,
+        "birth_date": None,
+        "birth_year": None,
+        "administrative_gender": None,
+        "postal_code": None,
+        "state": None,
+    }
+
+
+def _combine_observations(
+    race: Question, eth: Question, observations: Sequence[Any], t: Tables, policy: Policy, warn: list[str]
+) -> None:
+    """Observations fill a question the Patient leaves empty; where both speak and disagree, a conflict is recorded."""
+    obs_race, obs_eth = read_observations(observations, t, policy, warn).finish()
+    for mine, theirs in ((race, obs_race), (eth, obs_eth)):
+        if not (theirs.informative() or theirs.codes or theirs.texts or theirs.unknown):
+            continue
+        if not mine.informative():
+            if policy.use_when_patient_has_none:
+                mine.merge(theirs)
+            else:
+                warn.append(warning_codes.OBSERVATION_NOT_USED)
+        elif theirs.informative() and question_signature(mine, t) != question_signature(theirs, t):
+            warn.append(warning_codes.OBSERVATION_CONFLICT)
+
+
+def _consistency_warnings(race: Question, eth: Question, t: Tables, warn: list[str]) -> None:
+    if "2186-5" in eth.codes and any(c in t.hispanic for c in eth.codes):
+        warn.append(warning_codes.HISPANIC_CONFLICT)
+    for q in (race, eth):
+        if (q.declined or q.unknown) and q.codes:
+            warn.append(warning_codes.NULL_FLAVOR_WITH_CATEGORY)
+        if q.declined and q.unknown:
+            warn.append(warning_codes.DECLINED_AND_UNKNOWN)
+    if len((race.formats | eth.formats) - {"observation"}) > 1:
+        warn.append(warning_codes.MULTIPLE_RACE_SOURCES)
+
+
+def source_format(race: Question, eth: Question) -> str:
+    """Which encodings were read: '+'-joined names, 'text-only' when no coding was usable, 'absent' when nothing."""
+    formats = race.formats | eth.formats
+    if not formats:
+        return "absent"
+    if not (race.coded or eth.coded):
+        return "text-only"
+    return "+".join(sorted(formats))
+
+
+def _normalize(patient: Mapping[str, Any], observations: Sequence[Any], policy: Policy) -> dict[str, Any]:
+    t = tables()
+    warn: list[str] = []
+    race, eth = read_patient_extensions(patient, t, policy, warn).finish()
+    if observations:
+        _combine_observations(race, eth, observations, t, policy, warn)
+    _consistency_warnings(race, eth, t, warn)
+    categories = omb2024_categories(race.codes, eth.codes, t, policy)
+    category = omb2024_category(categories, race, eth, race.codes)
+    hispanic = any(c in t.hispanic for c in eth.codes)
+    born, year = birth_date(patient.get("birthDate"), warn)
+    address = current_address(patient.get("address"), warn)
+    language = preferred_language(patient.get("communication"), t, policy, warn)
+    gender = administrative_gender(patient.get("gender"), warn)
+    zip_code, state_code = postal_code(address, policy, warn), state(address, t, warn)
+    return {
+        "race_ethnicity_status": status_of(category),
+        "omb2024_categories": categories,
+        "omb2024_category": category,
+        "hedis_race": hedis_race(race.codes, race, hispanic, t, policy),
+        "hedis_ethnicity": hedis_ethnicity(eth.codes, eth, t),
+        "race_detailed_codes": sorted(race.codes),
+        "ethnicity_detailed_codes": sorted(eth.codes),
+        "race_text": "; ".join(race.texts) or None,
+        "ethnicity_text": "; ".join(eth.texts) or None,
+        "race_source_format": source_format(race, eth),
+        "mapping_warnings": sorted(set(warn)),
+        "preferred_language": language,
+        "birth_date": born,
+        "birth_year": year,
+        "administrative_gender": gender,
+        "postal_code": zip_code,
+        "state": state_code,
+    }

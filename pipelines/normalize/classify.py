@@ -1,0 +1,112 @@
+"""OMB SPD-15 (2024) and HEDIS RES classification of the evidence (contract 4.2 and 4.3), driven by the Policy."""
+from __future__ import annotations
+
+from .codings import NOT_HISPANIC, OTHER_RACE
+from .evidence import Question
+from .policy import Policy
+from .tables import Tables
+
+WHITE_CODE = "2106-3"
+ARAB, AFGHANISTANI, ARMENIAN = "2129-5", "2126-1", "2109-7"
+# 1997 level-1 CDCREC category -> SPD-15 2024 category name and HEDIS race name (data: the contract's value sets).
+OMB2024_OF_1997 = {"1002-5": "AIAN", "2028-9": "ASIAN", "2054-5": "BLACK", "2076-8": "NHPI", "2106-3": "WHITE"}
+HEDIS_OF_1997 = {
+    "1002-5": "AmericanIndianOrAlaskaNative",
+    "2028-9": "Asian",
+    "2054-5": "BlackOrAfricanAmerican",
+    "2076-8": "NativeHawaiianOrOtherPacificIslander",
+    "2106-3": "White",
+}
+OMB2024_CATEGORIES = ("AIAN", "ASIAN", "BLACK", "HISPANIC", "MENA", "NHPI", "WHITE")
+MULTI, SOME_OTHER, DECLINED, UNKNOWN = "MULTIRACIAL_MULTIETHNIC", "SOME_OTHER", "DECLINED", "UNKNOWN"
+_HEDIS_OTHER = "SomeOtherRace"
+
+
+def race_category_2024(code: str, t: Tables, policy: Policy) -> str | None:
+    """SPD-15 2024 category of one race code: MENA for the 2118-8 subtree and (by policy) Arab, else the 1997 one."""
+    if code == AFGHANISTANI:
+        return policy.afghanistani_category
+    if code == ARMENIAN:
+        return policy.armenian_category
+    if code in t.mena_subtree or (code == ARAB and policy.arab_as_mena):
+        return "MENA"
+    return OMB2024_OF_1997.get(t.omb1997.get(code, ""))
+
+
+def omb2024_categories(race_codes: set[str], eth_codes: set[str], t: Tables, policy: Policy) -> list[str]:
+    """Sorted 2024 categories. A WHITE supported only by the 2106-3 category code plus MENA detail becomes MENA alone."""
+    cats: set[str] = set()
+    white_support: set[str] = set()
+    for code in race_codes:
+        cat = race_category_2024(code, t, policy)
+        if cat == "WHITE":
+            white_support.add(code)
+        elif cat is not None:
+            cats.add(cat)
+    if white_support:
+        mena_only = (
+            policy.white_with_only_mena_detail_is_mena
+            and white_support == {WHITE_CODE}
+            and any(race_category_2024(c, t, policy) == "MENA" and t.omb1997.get(c) == WHITE_CODE for c in race_codes)
+        )
+        if not mena_only:
+            cats.add("WHITE")
+    if any(code in t.hispanic for code in eth_codes):
+        cats.add("HISPANIC")
+    return sorted(cats)
+
+
+def omb2024_category(categories: list[str], race: Question, eth: Question, race_codes: set[str]) -> str:
+    """One category, MULTIRACIAL_MULTIETHNIC, SOME_OTHER (reported, none of the seven), DECLINED or UNKNOWN."""
+    if len(categories) == 1:
+        return categories[0]
+    if categories:
+        return MULTI
+    if OTHER_RACE in race_codes or race.unmapped or eth.unmapped or race.multiple or eth.multiple:
+        return SOME_OTHER
+    if race.declined or eth.declined:
+        return DECLINED
+    return UNKNOWN
+
+
+def status_of(category: str) -> str:
+    """race_ethnicity_status as the contract defines it from omb2024_category."""
+    if category == DECLINED:
+        return "declined"
+    if category == UNKNOWN:
+        return "unknown"
+    return "reported"
+
+
+def hedis_race(race_codes: set[str], race: Question, hispanic: bool, t: Tables, policy: Policy) -> str:
+    """HEDIS race from race codes only, 1997 roll-up (MENA is White), Other counting as one category."""
+    found = {HEDIS_OF_1997.get(t.omb1997.get(code, ""), _HEDIS_OTHER) for code in race_codes}
+    if race.unmapped and policy.unmapped_race_text == _HEDIS_OTHER:
+        found.add(_HEDIS_OTHER)
+    if race.multiple:
+        if policy.multiple_unspecified_race == "TwoOrMoreRaces":
+            return "TwoOrMoreRaces"
+        if policy.multiple_unspecified_race == _HEDIS_OTHER:
+            found.add(_HEDIS_OTHER)
+    if len(found) > 1 and not policy.other_plus_one_is_two_or_more:
+        found.discard(_HEDIS_OTHER)
+    if len(found) > 1:
+        return "TwoOrMoreRaces"
+    if found:
+        return found.pop()
+    if race.declined:
+        return "AskedButNoAnswer"
+    if hispanic:
+        return policy.hispanic_only_race
+    return "Unknown"
+
+
+def hedis_ethnicity(eth_codes: set[str], eth: Question, t: Tables) -> str:
+    """Any Hispanic code, else 2186-5, else declined, else Unknown (contract 4.3)."""
+    if any(code in t.hispanic for code in eth_codes):
+        return "HispanicOrLatino"
+    if NOT_HISPANIC in eth_codes:
+        return "NotHispanicOrLatino"
+    if eth.declined:
+        return "AskedButNoAnswer"
+    return "Unknown"

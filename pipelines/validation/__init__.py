@@ -1,0 +1,35 @@
+"""Great Expectations validation of landed patient_demographics batches, stored in validation_results.
+
+Importing this package does not import great_expectations (2.3 s): only building a `Validator` does.
+"""
+from pipelines.validation.config import ValidationConfig
+from pipelines.validation.report import render_html, summary_table, write_html_summary
+from pipelines.validation.store import (
+    NoPatientsError,
+    all_passed,
+    completeness_trend,
+    ensure_validation_results_table,
+    exit_code,
+    shared_validator,
+    store_results,
+    validate_warehouse,
+)
+from pipelines.validation.suites import load_suites
+from pipelines.validation.validator import Validator
+
+__all__ = [
+    "NoPatientsError",
+    "ValidationConfig",
+    "Validator",
+    "all_passed",
+    "completeness_trend",
+    "ensure_validation_results_table",
+    "exit_code",
+    "load_suites",
+    "render_html",
+    "shared_validator",
+    "store_results",
+    "summary_table",
+    "validate_warehouse",
+    "write_html_summary",
+]

@@ -1,0 +1,218 @@
+"""Offline-readable validation summaries: a plain-text terminal table and a self-contained HTML page.
+
+GX Data Docs load their CSS and JavaScript from CDNs and do not render offline; these use no external asset.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import html
+import json
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+SCOPE_ORDER = {"source": 0, "window": 1, "warehouse": 2}
+COMPLETENESS_EXPECTATION = "expect_column_values_to_be_in_set(race_ethnicity_status)"
+MAX_CELL = 70
+
+
+def _details(row: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return json.loads(row.get("details") or "{}")
+    except (TypeError, ValueError):
+        return {}
+
+
+def _observed(row: dict[str, Any]) -> Any:
+    try:
+        return json.loads(row["observed_value"]) if row.get("observed_value") is not None else None
+    except (TypeError, ValueError):
+        return row.get("observed_value")
+
+
+def _is_completeness(row: dict[str, Any]) -> bool:
+    return row.get("suite") == "completeness" and row.get("expectation") == COMPLETENESS_EXPECTATION
+
+
+def completeness_text(row: dict[str, Any]) -> str:
+    details = _details(row)
+    goal = details.get("kwargs", {}).get("mostly")
+    goal_text = f"goal {goal:.0%}" if isinstance(goal, (int, float)) else "no goal"
+    observed = _observed(row)
+    if not isinstance(observed, (int, float)):
+        return f"no patients ({goal_text})"
+    return f"reported {100 - observed:.1f}% ({goal_text})"
+
+
+def describe(row: dict[str, Any]) -> str:
+    """What was observed, in a few words."""
+    details = _details(row)
+    if details.get("exception"):
+        return f"error: {details['exception']}"
+    if _is_completeness(row):
+        return completeness_text(row)
+    if row.get("unexpected_count") is not None:
+        text = f"{row['unexpected_count']} of {row.get('element_count')} unexpected"
+        pct = details.get("unexpected_percent")
+        if isinstance(pct, (int, float)) and row["unexpected_count"]:
+            text += f" ({pct:.1f}%)"
+        sample = details.get("sample_patient_ids") or details.get("partial_unexpected_list")
+        if sample and row["unexpected_count"]:
+            text += ", e.g. " + ", ".join(json.dumps(v, default=str) if not isinstance(v, str) else v
+                                          for v in sample[:3])
+        return text
+    observed = _observed(row)
+    if observed is None:
+        return "passed" if row.get("success") else "failed"
+    return json.dumps(observed, default=str)
+
+
+def _when(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+    return str(value)
+
+
+def _window(row: dict[str, Any]) -> str:
+    if row.get("window_start") is None and row.get("window_end") is None:
+        return ""
+    return f"{_when(row.get('window_start'))} .. {_when(row.get('window_end'))}"
+
+
+def _batch_key(row: dict[str, Any]) -> tuple:
+    return (SCOPE_ORDER.get(row.get("scope"), 9), row.get("scope"), row.get("source") or "",
+            _when(row.get("window_start")), row.get("validation_id") or "", row.get("run_id") or "")
+
+
+def group_batches(rows: Iterable[dict[str, Any]]) -> "OrderedDict[tuple, list[dict[str, Any]]]":
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(_batch_key(row), []).append(row)
+    return OrderedDict(sorted(groups.items(), key=lambda kv: kv[0]))
+
+
+def _batch_line(batch: list[dict[str, Any]]) -> dict[str, str]:
+    first = batch[0]
+    passed = sum(bool(r["success"]) for r in batch)
+    completeness = next((r for r in batch if _is_completeness(r)), None)
+    return {
+        "scope": first.get("scope") or "",
+        "source": first.get("source") or "(all)",
+        "window": _window(first),
+        "patients": str(max((r.get("element_count") or 0) for r in batch)),
+        "completeness": completeness_text(completeness) if completeness else "",
+        "passed": f"{passed}/{len(batch)}",
+        "result": "PASS" if passed == len(batch) else "FAIL",
+    }
+
+
+def _cell(value: Any) -> str:
+    text = " ".join(str(value).split())
+    return text if len(text) <= MAX_CELL else text[:MAX_CELL - 3] + "..."
+
+
+def _text_table(headers: Sequence[str], lines: Sequence[Sequence[Any]]) -> str:
+    cells = [[_cell(v) for v in line] for line in lines]
+    widths = [max([len(h)] + [len(line[i]) for line in cells]) for i, h in enumerate(headers)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    out = [fmt.format(*headers).rstrip(), fmt.format(*("-" * w for w in widths)).rstrip()]
+    out += [fmt.format(*line).rstrip() for line in cells]
+    return "\n".join(out)
+
+
+def headline(rows: Sequence[dict[str, Any]]) -> str:
+    failed = sum(not r["success"] for r in rows)
+    runs = sorted({r.get("run_id") for r in rows if r.get("run_id")})
+    batches = len(group_batches(rows))
+    verdict = "all passed" if not failed else f"{failed} failed"
+    return (f"Validation{' of run ' + ', '.join(runs) if runs else ''}: {batches} batch(es), "
+            f"{len(rows)} expectation results, {verdict}")
+
+
+def summary_table(rows: list[dict[str, Any]]) -> str:
+    """Plain-text summary: one line per validated batch, then every failed expectation."""
+    if not rows:
+        return "Validation: nothing was validated"
+    batches = group_batches(rows)
+    has_windows = any(_window(b[0]) for b in batches.values())
+    headers = ["SCOPE", "SOURCE"] + (["WINDOW"] if has_windows else []) + ["PATIENTS", "COMPLETENESS",
+                                                                         "PASSED", "RESULT"]
+    lines = []
+    for batch in batches.values():
+        b = _batch_line(batch)
+        lines.append([b["scope"], b["source"]] + ([b["window"]] if has_windows else [])
+                     + [b["patients"], b["completeness"], b["passed"], b["result"]])
+    parts = [headline(rows), "", _text_table(headers, lines)]
+    failed = [r for batch in batches.values() for r in batch if not r["success"]]
+    if failed:
+        headers = ["SCOPE", "SOURCE"] + (["WINDOW"] if has_windows else []) + ["SUITE", "EXPECTATION",
+                                                                             "OBSERVED"]
+        lines = [[r.get("scope"), r.get("source") or "(all)"] + ([_window(r)] if has_windows else [])
+                 + [r.get("suite"), r.get("expectation"), describe(r)] for r in failed]
+        parts += ["", "Failed expectations:", _text_table(headers, lines)]
+    return "\n".join(parts) + "\n"
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2rem;color:#1f2328;max-width:90rem}
+h1{font-size:1.4rem}h2{font-size:1.1rem;margin-top:2rem}
+table{border-collapse:collapse;margin:.5rem 0 1rem;font-size:.9rem}
+th,td{border:1px solid #d0d7de;padding:.3rem .6rem;text-align:left;vertical-align:top}
+th{background:#f6f8fa}code{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.85rem}
+.pass{color:#1a7f37;font-weight:600}.fail{color:#cf222e;font-weight:600}
+tr.failed td{background:#fff1f0}details{margin:.4rem 0}summary{cursor:pointer}
+.muted{color:#656d76;font-size:.85rem}
+"""
+
+
+def _esc(value: Any) -> str:
+    return html.escape("" if value is None else str(value))
+
+
+def _result_cell(ok: bool) -> str:
+    return '<td class="pass">PASS</td>' if ok else '<td class="fail">FAIL</td>'
+
+
+def render_html(rows: list[dict[str, Any]], title: str = "Demographics validation") -> str:
+    """The summary as one self-contained HTML document (inline CSS, no scripts, no external links)."""
+    batches = group_batches(rows)
+    generated = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+    out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+           '<meta name="viewport" content="width=device-width, initial-scale=1">',
+           f"<title>{_esc(title)}</title><style>{_CSS}</style></head><body>",
+           f"<h1>{_esc(title)}</h1>",
+           f"<p>{_esc(headline(rows) if rows else 'Nothing was validated.')}</p>",
+           f'<p class="muted">Generated {generated}. Completeness = share of patients with '
+           "race_ethnicity_status = reported.</p>"]
+    if rows:
+        out.append("<h2>Batches</h2><table><thead><tr><th>Scope</th><th>Source</th><th>Window</th>"
+                   "<th>Patients</th><th>Completeness</th><th>Passed</th><th>Result</th></tr></thead><tbody>")
+        for batch in batches.values():
+            b = _batch_line(batch)
+            out.append(f'<tr class="{"" if b["result"] == "PASS" else "failed"}"><td>{_esc(b["scope"])}</td>'
+                       f'<td>{_esc(b["source"])}</td><td>{_esc(b["window"])}</td><td>{_esc(b["patients"])}</td>'
+                       f'<td>{_esc(b["completeness"])}</td><td>{_esc(b["passed"])}</td>'
+                       f'{_result_cell(b["result"] == "PASS")}</tr>')
+        out.append("</tbody></table><h2>Expectations</h2>")
+        for batch in batches.values():
+            b = _batch_line(batch)
+            label = " / ".join(x for x in (b["scope"], b["source"], b["window"]) if x)
+            is_open = " open" if b["result"] == "FAIL" else ""
+            out.append(f"<details{is_open}><summary><strong>{_esc(label)}</strong>: {_esc(b['passed'])} passed"
+                       f"</summary><table><thead><tr><th>Suite</th><th>Expectation</th><th>Result</th>"
+                       "<th>Observed</th><th>Details</th></tr></thead><tbody>")
+            for r in batch:
+                out.append(f'<tr class="{"" if r["success"] else "failed"}"><td>{_esc(r.get("suite"))}</td>'
+                           f'<td><code>{_esc(r.get("expectation"))}</code></td>{_result_cell(bool(r["success"]))}'
+                           f"<td>{_esc(describe(r))}</td><td><code>{_esc(r.get('details'))}</code></td></tr>")
+            out.append("</tbody></table></details>")
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"
+
+
+def write_html_summary(rows: list[dict[str, Any]], path: str | Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_html(rows), encoding="utf-8")

@@ -1,0 +1,124 @@
+"""The validation_results table: DDL, batch insert, whole-warehouse validation and trend queries."""
+from __future__ import annotations
+
+import functools
+import uuid
+from typing import TYPE_CHECKING, Any, Iterable
+
+import pyarrow as pa
+
+from pipelines.validation.config import ValidationConfig
+
+if TYPE_CHECKING:
+    import duckdb
+    import pandas as pd
+
+    from pipelines.validation.validator import Validator
+
+RESULTS_TABLE = "validation_results"
+PATIENTS_TABLE = "patient_demographics"
+
+# One row per expectation per validated batch. validation_id identifies one batch's validation (all its rows
+# share it); `expectation` is stable across runs so that results can be trended.
+RESULT_COLUMNS: tuple[tuple[str, str, pa.DataType], ...] = (
+    ("validation_id", "VARCHAR NOT NULL", pa.string()),
+    ("run_id", "VARCHAR NOT NULL", pa.string()),
+    ("validated_at", "TIMESTAMPTZ NOT NULL", pa.timestamp("us", tz="UTC")),
+    ("suite", "VARCHAR NOT NULL", pa.string()),
+    ("expectation", "VARCHAR NOT NULL", pa.string()),
+    ("scope", "VARCHAR NOT NULL", pa.string()),
+    ("source", "VARCHAR", pa.string()),
+    ("window_start", "TIMESTAMPTZ", pa.timestamp("us", tz="UTC")),
+    ("window_end", "TIMESTAMPTZ", pa.timestamp("us", tz="UTC")),
+    ("success", "BOOLEAN NOT NULL", pa.bool_()),
+    ("observed_value", "VARCHAR", pa.string()),
+    ("element_count", "BIGINT", pa.int64()),
+    ("unexpected_count", "BIGINT", pa.int64()),
+    ("details", "VARCHAR", pa.string()),
+)
+RESULTS_ARROW_SCHEMA = pa.schema([(name, arrow_type) for name, _, arrow_type in RESULT_COLUMNS])
+
+
+class NoPatientsError(LookupError):
+    """The warehouse has no patient_demographics table: nothing has landed yet."""
+
+
+def ensure_validation_results_table(con: "duckdb.DuckDBPyConnection") -> None:
+    columns = ",\n    ".join(f"{name} {sql_type}" for name, sql_type, _ in RESULT_COLUMNS)
+    con.execute(f"CREATE TABLE IF NOT EXISTS {RESULTS_TABLE} (\n    {columns}\n)")
+
+
+def results_arrow(rows: Iterable[dict[str, Any]]) -> pa.Table:
+    return pa.Table.from_pylist([{name: row.get(name) for name, _, _ in RESULT_COLUMNS} for row in rows],
+                                schema=RESULTS_ARROW_SCHEMA)
+
+
+def store_results(con: "duckdb.DuckDBPyConnection", rows: list[dict[str, Any]]) -> None:
+    """Appends validation_results rows in one Arrow batch insert (creates the table if needed)."""
+    ensure_validation_results_table(con)
+    if not rows:
+        return
+    view = f"_validation_results_{uuid.uuid4().hex}"
+    names = ", ".join(name for name, _, _ in RESULT_COLUMNS)
+    con.register(view, results_arrow(rows))
+    try:
+        con.execute(f"INSERT INTO {RESULTS_TABLE} ({names}) SELECT {names} FROM {view}")
+    finally:
+        con.unregister(view)
+
+
+@functools.lru_cache(maxsize=4)
+def shared_validator(config: ValidationConfig = ValidationConfig()) -> "Validator":
+    """One Validator per process and config (building one costs the GX import and context)."""
+    from pipelines.validation.validator import Validator
+
+    return Validator(config)
+
+
+def has_patients_table(con: "duckdb.DuckDBPyConnection") -> bool:
+    found = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?",
+                        [PATIENTS_TABLE]).fetchone()
+    return bool(found and found[0])
+
+
+def validate_warehouse(con: "duckdb.DuckDBPyConnection", run_id: str,
+                       config: ValidationConfig = ValidationConfig(),
+                       validator: "Validator | None" = None) -> list[dict[str, Any]]:
+    """Validates what has landed: each source (scope 'source') and the whole table (scope 'warehouse').
+
+    Stores the rows in validation_results and returns them. Raises NoPatientsError on a warehouse without a
+    patient_demographics table.
+    """
+    if not has_patients_table(con):
+        raise NoPatientsError(f"the warehouse has no {PATIENTS_TABLE} table: nothing has landed yet")
+    validator = validator or shared_validator(config)
+    patients = con.execute(f"SELECT * FROM {PATIENTS_TABLE} ORDER BY source, patient_id").fetchdf()
+    rows: list[dict[str, Any]] = []
+    for source, group in patients.groupby("source", sort=True, dropna=False):
+        rows += validator.validate(group, scope="source", source=source, run_id=run_id)
+    rows += validator.validate(patients, scope="warehouse", source=None, run_id=run_id)
+    store_results(con, rows)
+    return rows
+
+
+def all_passed(rows: Iterable[dict[str, Any]]) -> bool:
+    return all(row["success"] for row in rows)
+
+
+def exit_code(rows: Iterable[dict[str, Any]]) -> int:
+    """`demographics validate` (and `run --fail-on-validation`): 0 when every expectation passed, else 1."""
+    return 0 if all_passed(rows) else 1
+
+
+def completeness_trend(con: "duckdb.DuckDBPyConnection", scope: str = "source") -> "pd.DataFrame":
+    """Reported race/ethnicity share per source and run, oldest first, from the stored completeness results:
+    columns run_id, validated_at, source, window_start, patients, reported_share, goal, success."""
+    return con.execute(f"""
+        SELECT run_id, validated_at, source, window_start, element_count AS patients,
+               round(1 - CAST(observed_value AS DOUBLE) / 100, 6) AS reported_share,
+               CAST(json_extract(details, '$.kwargs.mostly') AS DOUBLE) AS goal, success
+        FROM {RESULTS_TABLE}
+        WHERE suite = 'completeness' AND scope = ?
+          AND expectation = 'expect_column_values_to_be_in_set(race_ethnicity_status)'
+        ORDER BY source, validated_at, run_id, window_start
+    """, [scope]).fetchdf()

@@ -1,0 +1,1 @@
+"""Avro record schemas, installed as pipelines.schemas."""

@@ -1,0 +1,62 @@
+"""Packaging for the demographics pipeline.
+
+`schemas/` and `expectations/` stay top-level folders in the repository (the contract's layout) and are
+installed inside the package as `pipelines.schemas` and `pipelines.expectations`, so that a non-editable
+install works from any directory and Dataflow workers get them through `--setup_file`.
+"""
+from setuptools import setup
+
+PACKAGES = [
+    "pipelines",
+    "pipelines.fhir",
+    "pipelines.normalize",
+    "pipelines.validation",
+    "pipelines.beam",
+    "pipelines.schemas",
+    "pipelines.expectations",
+]
+
+setup(
+    name="demographics-pipeline",
+    version="0.1.0",
+    description="FHIR race, ethnicity and language data normalized to OMB SPD-15 (2024) and HEDIS strata, "
+    "landed in DuckDB and Parquet with Apache Beam.",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.11,<3.13",
+    packages=PACKAGES,
+    package_dir={
+        "pipelines.schemas": "schemas",
+        "pipelines.expectations": "expectations",
+    },
+    package_data={
+        "pipelines.schemas": ["*.avsc"],
+        "pipelines.expectations": ["*.json"],
+        "pipelines.normalize": ["data/*"],
+    },
+    include_package_data=False,
+    # Versions known to resolve and work together offline (../shared/notes/toolchain.md).
+    install_requires=[
+        "apache-beam==2.77.0",
+        "great-expectations==1.24.1",
+        "fhir.resources==8.3.0",
+        "fhir-core==1.1.12",
+        "pydantic==2.14.3",
+        "fastavro==1.13.1",
+        "duckdb==1.5.5",
+        "pandas==2.3.3",
+        "numpy==2.4.6",
+        "pyarrow==25.0.1",
+        "protobuf==6.33.6",
+        "orjson==3.13.0",
+    ],
+    extras_require={
+        "test": [
+            "pytest==9.2.0",
+            "pytest-timeout==2.4.0",
+            "hypothesis==6.170.15",
+        ],
+    },
+    entry_points={"console_scripts": ["demographics = pipelines.cli:main"]},
+)

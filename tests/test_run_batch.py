@@ -1,0 +1,228 @@
+"""`demographics run` end to end on the sample feed: real Beam, real DuckDB file, real Parquet."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from tests.conftest import query
+
+COMPARED = ("source, patient_id, race_ethnicity_status, omb2024_categories, omb2024_category, hedis_race, "
+            "hedis_ethnicity, race_detailed_codes, ethnicity_detailed_codes, race_text, ethnicity_text, "
+            "race_source_format, mapping_warnings, preferred_language, birth_date, administrative_gender, "
+            "postal_code, state, last_updated, input_file, input_position, record_hash")
+
+
+@pytest.fixture(scope="module")
+def landed(sample_feed, tmp_path_factory):
+    """One run of the sample feed into a fresh warehouse."""
+    from pipelines.cli import main
+
+    warehouse = tmp_path_factory.mktemp("wh") / "warehouse.duckdb"
+    assert main(["run", "--input", str(sample_feed), "--warehouse", str(warehouse)]) == 0
+    return warehouse
+
+
+def test_counts_reconcile_in_the_runs_table(landed):
+    (records_in, patients, rejected, other, files, status), = query(
+        landed, "SELECT records_in, patients_landed, rejected, other_resources, files_read, status FROM runs")
+    assert status == "succeeded"
+    assert files == 11
+    assert records_in == patients + rejected + other
+    assert rejected == query(landed, "SELECT count(*) FROM rejected_records")[0][0]
+    assert other == 66  # 60 Encounters, 4 race Observations, a MessageHeader and a Composition
+    assert patients == 279
+
+
+def test_every_sample_reject_reason_lands_with_position_and_raw_text(landed):
+    rows = query(landed, "SELECT reason, position, regexp_extract(input_file, '[^/]+$'), length(raw_text) "
+                         "FROM rejected_records ORDER BY ALL")
+    assert sorted((r[0], r[2]) for r in rows) == sorted([
+        ("binary_content", "scanner-output.bin"),
+        ("bundle_entry_without_resource", "transaction-bundle.json"),
+        ("empty_file", "empty.json"),
+        ("invalid_json", "Patient.ndjson"),
+        ("invalid_json", "truncated-bundle.json"),
+        ("not_fhir_resource", "Patient.ndjson"),
+        ("not_fhir_resource", "not-fhir.json"),
+        ("patient_without_id", "Patient.ndjson"),
+    ])
+    assert ("invalid_json", "line 11") in {(r[0], r[1]) for r in rows}
+    assert all(r[3] <= 64 * 1024 for r in rows)
+
+
+def test_one_row_per_source_and_patient(landed):
+    total, distinct = query(landed, "SELECT count(*), count(DISTINCT (source, patient_id)) FROM patient_demographics")[0]
+    assert total == distinct == 279 - 6  # six patients arrive twice (history-updates.json)
+    assert query(landed, "SELECT DISTINCT source FROM patient_demographics") == [("samples",)]
+
+
+def test_latest_last_updated_wins(landed):
+    rows = dict(query(landed, "SELECT patient_id, strftime(last_updated, '%Y-%m-%d') FROM patient_demographics "
+                              "WHERE patient_id IN ('pat-000001', 'pat-000061', 'pat-000004')"))
+    assert rows["pat-000001"] == "2026-11-01"  # the newer version from history-updates.json
+    assert rows["pat-000061"] == "2026-11-01"
+    assert rows["pat-000004"] == "2026-10-01"  # the 2020 version in history-updates.json is older: it loses
+
+
+def test_us_core_race_lands_in_contract_columns(landed):
+    # the history update gives pat-000001 ombCategory White + detailed Lebanese and Hispanic ethnicity
+    row = query(landed, "SELECT omb2024_categories, omb2024_category, hedis_race, hedis_ethnicity, race_source_format,"
+                        " race_ethnicity_status FROM patient_demographics WHERE patient_id = 'pat-000001'")[0]
+    assert row == (["HISPANIC", "MENA"], "MULTIRACIAL_MULTIETHNIC", "White", "HispanicOrLatino", "us-core", "reported")
+
+
+def test_a_patient_invalid_only_in_unneeded_elements_lands_with_warnings(landed):
+    warnings, invalid, last_updated = query(
+        landed, "SELECT mapping_warnings, fhir_invalid_elements, last_updated FROM patient_demographics "
+                "WHERE list_contains(fhir_invalid_elements, 'favoriteColor')")[0]
+    assert {"fhir_validation_failed", "last_updated_invalid"} <= set(warnings)
+    assert "meta.lastUpdated" in invalid
+    assert last_updated is None
+
+
+def test_a_patient_without_id_is_keyed_by_full_url(landed):
+    warnings, = query(landed, "SELECT mapping_warnings FROM patient_demographics "
+                              "WHERE patient_id = 'urn:uuid:6f1c2a44-keyed-by-fullurl'")[0]
+    assert "patient_key_from_fullurl" in warnings
+
+
+def test_parquet_copy_is_partitioned_by_source_and_matches(landed):
+    parquet = landed.with_name("warehouse_parquet")
+    part = parquet / "patient_demographics" / "source=samples" / "part-0.parquet"
+    assert part.is_file()
+    con = duckdb.connect()
+    n_parquet, = con.execute(f"SELECT count(*) FROM read_parquet('{parquet}/patient_demographics/*/*.parquet', "
+                             "hive_partitioning=true)").fetchone()
+    assert n_parquet == query(landed, "SELECT count(*) FROM patient_demographics")[0][0]
+    assert (parquet / "rejected_records" / "source=samples" / "part-0.parquet").is_file()
+
+
+def test_rerunning_the_same_input_changes_nothing(sample_feed, tmp_path, run_cli):
+    warehouse = tmp_path / "w.duckdb"
+    assert run_cli("run", "--input", sample_feed, "--warehouse", warehouse)[0] == 0
+    before = query(warehouse, f"SELECT {COMPARED}, ingested_at, run_id FROM patient_demographics ORDER BY ALL")
+    rejects_before = query(warehouse, "SELECT * FROM rejected_records ORDER BY ALL")
+    code, out, _ = run_cli("run", "--input", sample_feed, "--warehouse", warehouse)
+    assert code == 0
+    assert query(warehouse, f"SELECT {COMPARED}, ingested_at, run_id FROM patient_demographics ORDER BY ALL") == before
+    assert query(warehouse, "SELECT * FROM rejected_records ORDER BY ALL") == rejects_before
+    second = query(warehouse, "SELECT patients_inserted, patients_updated, patients_unchanged FROM runs "
+                              "ORDER BY started_at DESC LIMIT 1")[0]
+    assert second == (0, 0, len(before))
+    assert "patients unchanged" in out
+
+
+def test_a_newer_delivery_replaces_and_an_older_one_does_not(tmp_path, run_cli):
+    feed = tmp_path / "feed"
+    feed.mkdir()
+    warehouse = tmp_path / "w.duckdb"
+
+    def deliver(name, last_updated, gender):
+        (feed / name).write_text(json.dumps({"resourceType": "Patient", "id": "x", "gender": gender,
+                                             "meta": {"lastUpdated": last_updated}}))
+        assert run_cli("run", "--input", feed / name, "--warehouse", warehouse, "--source", "s")[0] == 0
+        (feed / name).unlink()
+        return query(warehouse, "SELECT administrative_gender FROM patient_demographics")
+
+    assert deliver("1.json", "2025-01-01T00:00:00Z", "female") == [("female",)]
+    assert deliver("2.json", "2024-01-01T00:00:00Z", "male") == [("female",)]      # older: ignored
+    assert deliver("3.json", "2025-06-01T00:00:00+02:00", "other") == [("other",)]  # newer: wins
+    assert deliver("4.json", "2025-06-01T00:00:00+02:00", "unknown") == [("unknown",)]  # same time, later ingestion
+
+
+def test_multi_process_runner_gives_the_same_rows(sample_feed, landed, tmp_path, run_cli):
+    warehouse = tmp_path / "mp.duckdb"
+    code, _, err = run_cli("run", "--input", sample_feed, "--warehouse", warehouse,
+                           "--direct_running_mode=multi_processing", "--direct_num_workers=2")
+    assert code == 0, err
+    sql = f"SELECT {COMPARED} FROM patient_demographics ORDER BY source, patient_id"
+    assert query(warehouse, sql) == query(landed, sql)
+    rej = "SELECT source, input_file, position, reason, message, raw_text FROM rejected_records ORDER BY ALL"
+    assert query(warehouse, rej) == query(landed, rej)
+
+
+def test_default_source_is_the_input_directory_name(sample_feed, tmp_path, run_cli):
+    warehouse = tmp_path / "w.duckdb"
+    assert run_cli("run", "--input", sample_feed / "single-patient.json", "--warehouse", warehouse)[0] == 0
+    assert query(warehouse, "SELECT source FROM patient_demographics") == [("samples",)]
+    assert run_cli("run", "--input", sample_feed / "single-patient.json", "--warehouse", warehouse,
+                   "--source", "qhio-east")[0] == 0
+    assert query(warehouse, "SELECT source FROM patient_demographics ORDER BY 1") == [("qhio-east",), ("samples",)]
+
+
+def test_hidden_and_partial_files_are_not_inputs(tmp_path, run_cli):
+    feed = tmp_path / "feed"
+    feed.mkdir()
+    for name in (".hidden.json", "incoming.json.part", "incoming.json.tmp"):
+        (feed / name).write_text("not json at all")
+    (feed / "sub").mkdir()
+    (feed / "sub" / "p.json").write_text(json.dumps({"resourceType": "Patient", "id": "deep"}))
+    warehouse = tmp_path / "w.duckdb"
+    assert run_cli("run", "--input", feed, "--warehouse", warehouse)[0] == 0
+    assert query(warehouse, "SELECT files_read, rejected FROM runs") == [(1, 0)]
+
+
+def _cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "pipelines.cli", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, timeout=300)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["run", "--input", "/no/such/folder"], "input /no/such/folder does not exist"),
+    (["run", "--input", ".", "--warehouse", "/no/such/dir/w.duckdb"], "directory /no/such/dir does not exist"),
+    (["run"], "the following arguments are required: --input"),
+    (["run", "--input", ".", "--warehose", "x"], "unrecognized arguments: --warehose"),
+    (["frobnicate"], "invalid choice"),
+    (["run", "--input", ".", "--log-level", "LOUD"], "invalid choice"),
+])
+def test_bad_usage_is_one_line_and_exit_2(args, message, tmp_path):
+    result = _cli(*args, cwd=tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_warehouse_path_that_is_a_directory_is_one_line_error(tmp_path, sample_feed):
+    result = _cli("run", "--input", sample_feed / "single-patient.json", "--warehouse", tmp_path, cwd=tmp_path)
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1 and "cannot open warehouse" in result.stderr
+
+
+def test_help_explains_and_exits_0():
+    result = _cli("run", "--help")
+    assert result.returncode == 0
+    assert "--warehouse" in result.stdout and "--source" in result.stdout and "multi_processing" in result.stdout
+
+
+def test_progress_on_stderr_and_no_patient_data_in_logs(sample_feed, tmp_path):
+    result = _cli("run", "--input", sample_feed, "--warehouse", tmp_path / "w.duckdb", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "read Patient.ndjson: 124 records" in result.stderr
+    assert "records in" in result.stdout and "reconciles" in result.stdout
+    for private in ("MRN", "Example St", "pat-0000", "Lebanese"):
+        assert private not in result.stderr
+
+
+def test_non_editable_install_works_from_another_directory(tmp_path, sample_feed):
+    """`pip install .` ships the schemas and reference data inside the package."""
+    repo = Path(__file__).resolve().parent.parent
+    target = tmp_path / "site"
+    pip = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target),
+                          str(repo)], capture_output=True, text=True, timeout=600)
+    assert pip.returncode == 0, pip.stderr[-2000:]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    result = subprocess.run([sys.executable, "-c",
+                             "import pipelines, sys; print(pipelines.__file__);"
+                             "from pipelines.cli import main; sys.exit(main(sys.argv[1:]))",
+                             "run", "--input", str(sample_feed), "--warehouse", "w.duckdb"],
+                            capture_output=True, text=True, cwd=elsewhere, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.startswith(str(target))
+    assert query(elsewhere / "w.duckdb", "SELECT count(*) FROM patient_demographics")[0][0] == 273

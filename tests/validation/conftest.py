@@ -1,0 +1,120 @@
+"""Builders for patient_demographics rows, frames and DuckDB warehouses used by the validation tests."""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Iterable
+
+import functools
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+UTC = dt.timezone.utc
+AVSC = Path(__file__).resolve().parents[2] / "schemas" / "patient_demographics.avsc"
+# Avro -> (DuckDB, Arrow) types; the tests build the table from the record schema themselves.
+_TYPES = {"string": ("VARCHAR", pa.string()), "int": ("INTEGER", pa.int32()), "long": ("BIGINT", pa.int64()),
+          "date": ("DATE", pa.date32()), "timestamp-micros": ("TIMESTAMPTZ", pa.timestamp("us", tz="UTC"))}
+
+
+@functools.cache
+def schema_columns() -> tuple[tuple[str, str, pa.DataType, bool], ...]:
+    """(name, DuckDB type, Arrow type, nullable) for every field of the Avro record schema."""
+    out = []
+    for f in json.loads(AVSC.read_text(encoding="utf-8"))["fields"]:
+        t = f["type"]
+        nullable = isinstance(t, list) and "null" in t
+        if isinstance(t, list):
+            t = next(x for x in t if x != "null")
+        if isinstance(t, dict) and t.get("type") == "array":
+            sql, arrow = _TYPES[t["items"]]
+            sql, arrow = f"{sql}[]", pa.list_(arrow)
+        else:
+            sql, arrow = _TYPES[t["logicalType"] if isinstance(t, dict) else t]
+        out.append((f["name"], sql, arrow, nullable))
+    return tuple(out)
+INGESTED = dt.datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+
+# (status, categories, category, hedis_race, hedis_ethnicity, race codes, ethnicity codes): consistent examples.
+PROFILES = {
+    "white": ("reported", ["WHITE"], "WHITE", "White", "NotHispanicOrLatino", ["2106-3"], ["2186-5"]),
+    "asian": ("reported", ["ASIAN"], "ASIAN", "Asian", "NotHispanicOrLatino", ["2028-9", "2039-6"], ["2186-5"]),
+    "hispanic_white": ("reported", ["HISPANIC", "WHITE"], "MULTIRACIAL_MULTIETHNIC", "White", "HispanicOrLatino",
+                       ["2106-3"], ["2135-2", "2148-5"]),
+    "mena": ("reported", ["MENA"], "MENA", "White", "NotHispanicOrLatino", ["2106-3", "2129-5"], ["2186-5"]),
+    "two_races": ("reported", ["ASIAN", "BLACK"], "MULTIRACIAL_MULTIETHNIC", "TwoOrMoreRaces", "Unknown",
+                  ["2028-9", "2054-5"], []),
+    "other": ("reported", [], "SOME_OTHER", "SomeOtherRace", "NotHispanicOrLatino", ["2131-1"], ["2186-5"]),
+    "declined": ("declined", [], "DECLINED", "AskedButNoAnswer", "AskedButNoAnswer", [], []),
+    "unknown": ("unknown", [], "UNKNOWN", "Unknown", "Unknown", [], []),
+}
+
+
+def patient(i: int = 0, profile: str = "white", source: str = "feed_a", **overrides: Any) -> dict[str, Any]:
+    """One valid, consistent patient_demographics row (every column of the Avro schema)."""
+    status, cats, cat, hrace, heth, rcodes, ecodes = PROFILES[profile]
+    row = {
+        "source": source, "patient_id": f"p{i}", "race_ethnicity_status": status,
+        "omb2024_categories": list(cats), "omb2024_category": cat, "hedis_race": hrace, "hedis_ethnicity": heth,
+        "race_detailed_codes": list(rcodes), "ethnicity_detailed_codes": list(ecodes),
+        "race_text": None, "ethnicity_text": None, "race_source_format": "us-core", "mapping_warnings": [],
+        "preferred_language": "en", "birth_date": dt.date(1980, 1, 1 + i % 28), "birth_year": 1980,
+        "administrative_gender": "female", "postal_code": "94110", "state": "CA",
+        "last_updated": dt.datetime(2026, 10, 1, tzinfo=UTC), "ingested_at": INGESTED,
+        "input_file": f"/data/{source}/bundle.json", "input_position": f"entry[{i}]", "run_id": "landing-run",
+        "record_hash": f"{i:064x}",
+    }
+    for name, sql_type, _, nullable in schema_columns():  # columns added to the schema since: neutral values
+        if name not in row:
+            row[name] = [] if sql_type.endswith("[]") else None if nullable else {"VARCHAR": ""}.get(sql_type, 0)
+    row.update(overrides)
+    return row
+
+
+def patients(n: int, source: str = "feed_a", reported_share: float = 1.0, start: int = 0) -> list[dict[str, Any]]:
+    """n consistent rows of one source, the first `reported_share` of them reported, the rest unknown."""
+    reported = round(n * reported_share)
+    profiles = ["white", "asian", "hispanic_white", "mena", "two_races", "other"]
+    return [patient(start + i, profiles[i % len(profiles)] if i < reported else ("declined" if i % 2 else "unknown"),
+                    source=source) for i in range(n)]
+
+
+def frame(rows: Iterable[dict[str, Any]]):
+    import pandas as pd
+
+    return pd.DataFrame(list(rows), columns=[c[0] for c in schema_columns()])
+
+
+def create_patients_table(con) -> None:
+    cols = ", ".join(f"{name} {sql_type}{'' if nullable else ' NOT NULL'}"
+                     for name, sql_type, _, nullable in schema_columns())
+    con.execute(f"CREATE TABLE IF NOT EXISTS patient_demographics ({cols})")
+
+
+def land(con, rows: list[dict[str, Any]]) -> None:
+    """Inserts rows into patient_demographics (a test stand-in for the warehouse writer)."""
+    create_patients_table(con)
+    schema = pa.schema([pa.field(name, arrow, nullable) for name, _, arrow, nullable in schema_columns()])
+    table = pa.Table.from_pylist(rows, schema=schema)
+    con.register("_landing", table)
+    try:
+        con.execute("INSERT INTO patient_demographics SELECT * FROM _landing")
+    finally:
+        con.unregister("_landing")
+
+
+@pytest.fixture(scope="session")
+def validator():
+    from pipelines.validation import Validator
+
+    return Validator()
+
+
+@pytest.fixture
+def warehouse(tmp_path):
+    import duckdb
+
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+    yield con
+    con.close()
