@@ -6,7 +6,7 @@ import logging
 import sys
 from typing import Sequence
 
-from pipelines.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError
+from pipelines.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_VALIDATION_FAILED, UsageError
 
 DEFAULT_WAREHOUSE = "./warehouse.duckdb"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -71,7 +71,74 @@ def build_parser() -> argparse.ArgumentParser:
                      help="where the Parquet copy goes (default: <warehouse name>_parquet/ beside the warehouse)")
     run.add_argument("--no-strict-fhir", dest="strict_fhir", action="store_false",
                      help="skip strict FHIR R4B validation of Patients (faster; no fhir_validation_failed warnings)")
+    _validation_options(run)
+    run.add_argument("--fail-on-validation", action="store_true",
+                     help="exit 1 when an expectation fails on this run's batch (the data still lands)")
+    run.add_argument("--no-validation", dest="validate", action="store_false",
+                     help="do not run the expectation suites on the batch")
+
+    watch = sub.add_parser(
+        "watch", parents=[common], help="streaming: land files as a feed drops them into a folder",
+        description="Streaming: watches DIR and lands each file a QHIO feed drops there (written under a temp "
+                    "name, then renamed; names starting with '.' or ending in .part/.tmp are ignored), with the "
+                    "same pipeline as `run`. Each file is processed once, even across restarts: a ledger of "
+                    "content hashes lives in the warehouse (table ingested_files); an identical file delivered "
+                    "again is recorded as a duplicate and lands nothing. Runs until Ctrl-C or SIGTERM (a clean "
+                    "stop after the current landing) or --stop-after. The warehouse is opened only while "
+                    "landing, so other processes can query it read-only in between.",
+        epilog="example: demographics watch --input /data/qhio-drop --warehouse warehouse.duckdb")
+    watch.add_argument("--input", required=True, metavar="DIR", help="the drop folder to watch")
+    watch.add_argument("--warehouse", default=DEFAULT_WAREHOUSE, metavar="FILE",
+                       help=f"DuckDB warehouse file (default {DEFAULT_WAREHOUSE}; created when missing)")
+    watch.add_argument("--source", metavar="NAME", help="feed name (default: the folder's name)")
+    watch.add_argument("--parquet-dir", metavar="DIR", help="where the Parquet copy goes (as for run)")
+    watch.add_argument("--poll-interval", type=_positive, default=1.0, metavar="SECONDS",
+                       help="how often to look for new files (default 1)")
+    watch.add_argument("--stop-after", type=_positive, metavar="SECONDS", help="stop after this many seconds")
+    watch.add_argument("--window", type=_positive, default=60.0, metavar="SECONDS",
+                       help="validate what landed in each window of this length (default 60)")
+    watch.add_argument("--no-strict-fhir", dest="strict_fhir", action="store_false",
+                       help="skip strict FHIR R4B validation of Patients")
+    watch.add_argument("--no-validation", dest="validate", action="store_false",
+                       help="do not run the expectation suites per window")
+    _validation_options(watch)
+
+    validate = sub.add_parser(
+        "validate", parents=[common], help="run the expectation suites on what has landed",
+        description="Runs the Great Expectations suites of expectations/ on patient_demographics, per source and "
+                    "on the whole warehouse; prints a summary; stores the results in validation_results. Exit 0 "
+                    "when every expectation passes, 1 when one fails.")
+    validate.add_argument("--warehouse", default=DEFAULT_WAREHOUSE, metavar="FILE",
+                          help=f"DuckDB warehouse file (default {DEFAULT_WAREHOUSE})")
+    validate.add_argument("--html", metavar="FILE", help="also write the summary as a self-contained HTML page")
+    _validation_options(validate)
     return parser
+
+
+def _validation_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--completeness-goal", type=_share, default=0.80, metavar="SHARE",
+                        help="share of patients with a reported race/ethnicity each source must reach "
+                             "(default 0.80, the goal California purchasers set)")
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+    return value
+
+
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
 
 
 def _beam_unknown(args: Sequence[str]) -> list[str]:
@@ -91,17 +158,69 @@ def _beam_unknown(args: Sequence[str]) -> list[str]:
 
 def _cmd_run(args: argparse.Namespace, beam_args: list[str]) -> int:
     from pipelines.run import run_batch, summary_lines
+    from pipelines.validation import summary_table
 
-    unknown = _beam_unknown(beam_args)
-    if unknown:
-        raise UsageError(f"run: unrecognized arguments: {' '.join(unknown)}")
-    result = run_batch(args.input, args.warehouse, args.source, beam_args, args.parquet_dir, args.strict_fhir)
+    result = run_batch(args.input, _landing_options(args, beam_args), args.source)
     print("\n".join(summary_lines(result)))
+    if result.validation_rows and not result.validation_passed:
+        print(summary_table(result.validation_rows))
+        if args.fail_on_validation:
+            return EXIT_VALIDATION_FAILED
     return EXIT_OK
 
 
-COMMANDS = {"run": _cmd_run}
-ACCEPTS_BEAM_ARGS = {"run"}
+def _landing_options(args: argparse.Namespace, beam_args: list[str]):
+    from pipelines.run import LandingOptions, default_parquet_dir
+    from pipelines.validation import ValidationConfig
+
+    unknown = _beam_unknown(beam_args)
+    if unknown:
+        raise UsageError(f"{args.command}: unrecognized arguments: {' '.join(unknown)}")
+    return LandingOptions(
+        warehouse=args.warehouse, parquet_dir=args.parquet_dir or default_parquet_dir(args.warehouse),
+        beam_args=tuple(beam_args), strict_fhir=args.strict_fhir,
+        validation=ValidationConfig(completeness_goal=args.completeness_goal) if args.validate else None)
+
+
+def _cmd_watch(args: argparse.Namespace, beam_args: list[str]) -> int:
+    from pipelines.validation import summary_table
+    from pipelines.watch import watch
+
+    result = watch(args.input, _landing_options(args, beam_args), args.source, args.poll_interval,
+                   args.stop_after, args.window)
+    c = result.counts
+    print(f"watch {result.run_id} stopped ({result.reason}): {result.files_landed} files landed, "
+          f"{result.duplicates} duplicate deliveries, {c.records_in} records in = {c.patients_landed} patients + "
+          f"{c.rejected} rejected + {c.other_resources} other resources")
+    if result.validation_rows and not all(r["success"] for r in result.validation_rows):
+        print(summary_table(result.validation_rows))
+    return EXIT_OK
+
+
+def _cmd_validate(args: argparse.Namespace, _: list[str]) -> int:
+    import datetime as dt
+
+    from pipelines import warehouse as wh
+    from pipelines.run import new_run_id
+    from pipelines.validation import (NoPatientsError, ValidationConfig, exit_code, summary_table,
+                                      validate_warehouse, write_html_summary)
+
+    con = wh.connect(args.warehouse, create=False)
+    try:
+        rows = validate_warehouse(con, new_run_id(dt.datetime.now(dt.timezone.utc)),
+                                  ValidationConfig(completeness_goal=args.completeness_goal))
+    except NoPatientsError as err:
+        raise UsageError(str(err)) from None
+    finally:
+        con.close()
+    print(summary_table(rows))
+    if args.html:
+        write_html_summary(rows, args.html)
+    return exit_code(rows)
+
+
+COMMANDS = {"run": _cmd_run, "watch": _cmd_watch, "validate": _cmd_validate}
+ACCEPTS_BEAM_ARGS = {"run", "watch"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -3,16 +3,18 @@ from __future__ import annotations
 
 import datetime as dt
 import glob
+import hashlib
 import json
 import logging
 import os
 import shutil
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
 from pipelines.errors import UsageError
+from pipelines.validation.config import ValidationConfig
 from pipelines.warehouse import RunCounts
 
 log = logging.getLogger(__name__)
@@ -59,6 +61,22 @@ class RunResult:
     sources: list[str] = field(default_factory=list)
     started_at: dt.datetime | None = None
     ended_at: dt.datetime | None = None
+    validation_rows: list[dict] = field(default_factory=list)
+
+    @property
+    def validation_passed(self) -> bool:
+        return all(row["success"] for row in self.validation_rows)
+
+
+@dataclass(frozen=True)
+class LandingOptions:
+    """How files are landed; shared by `run` and `watch`."""
+
+    warehouse: str
+    parquet_dir: str
+    beam_args: tuple[str, ...] = ()
+    strict_fhir: bool = True
+    validation: ValidationConfig | None = field(default_factory=ValidationConfig)  # None: do not validate
 
 
 def default_parquet_dir(warehouse: str) -> str:
@@ -67,66 +85,141 @@ def default_parquet_dir(warehouse: str) -> str:
     return str(path.with_name(path.stem + "_parquet"))
 
 
-def run_batch(inputs: Sequence[str], warehouse: str, source: str | None = None, beam_args: Sequence[str] = (),
-              parquet_dir: str | None = None, strict_fhir: bool = True) -> RunResult:
-    """Runs the whole batch job; bad records become dead letters, only bad usage raises UsageError."""
+def new_run_id(started_at: dt.datetime) -> str:
+    return started_at.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+
+
+def land_files(files: Sequence[tuple[str, str]], run_id: str, ingested_at: dt.datetime, opts: LandingOptions,
+               counts: RunCounts, ledger: Sequence[dict] = (), scope: str = "source",
+               window: tuple[dt.datetime, dt.datetime] | None = None) -> list[dict]:
+    """Reads, normalizes and lands one batch of files; returns the batch's validation_results rows.
+
+    Beam writes staging files; one transaction then lands the rows, the dead letters and the ledger entries of
+    the batch (all or nothing, so a killed process never leaves half a file landed). The warehouse is held open
+    only for that commit and for storing the validation results.
+    """
+    from pipelines import warehouse as wh
+
+    staging_dir = str(Path(opts.warehouse).resolve().parent / f".{Path(opts.warehouse).name}.staging" / run_id
+                      / ingested_at.strftime("%H%M%S%f"))
+    try:
+        if files:
+            _run_beam(files, ingested_at, run_id, staging_dir, list(opts.beam_args), opts.strict_fhir)
+        patient_files, rejected_files, file_stats = _collect_staging(staging_dir, counts)
+        landed_at = dt.datetime.now(dt.timezone.utc)
+        ledger_rows = [dict(row, landed_at=landed_at, run_id=run_id,
+                            lag_seconds=_lag(row.get("arrived_at"), landed_at), **file_stats.get(row["input_file"], {}))
+                       for row in ledger]
+        con = wh.connect(opts.warehouse)
+        try:
+            wh.commit_staged(con, patient_files, rejected_files, counts, ledger_rows)
+            sources = sorted({s for _, s in files})
+            if sources:
+                wh.export_parquet(con, opts.parquet_dir, sources)
+        finally:
+            con.close()
+        if opts.validation is None or not patient_files:
+            return []
+        rows = _validate_batch(patient_files, run_id, opts.validation, scope, window)
+        con = wh.connect(opts.warehouse)
+        try:
+            from pipelines.validation import store_results
+
+            store_results(con, rows)
+        finally:
+            con.close()
+        return rows
+    finally:
+        shutil.rmtree(staging_dir, ignore_errors=True)
+        for parent in (Path(staging_dir).parent, Path(staging_dir).parent.parent):
+            _remove_if_empty(parent)
+
+
+def _lag(arrived_at: dt.datetime | None, landed_at: dt.datetime) -> float | None:
+    return None if arrived_at is None else round((landed_at - arrived_at).total_seconds(), 3)
+
+
+def _validate_batch(patient_files: Sequence[str], run_id: str, config: ValidationConfig, scope: str,
+                    window: tuple[dt.datetime, dt.datetime] | None) -> list[dict]:
+    """Runs the expectation suites on the batch, per source, without holding the warehouse."""
+    import duckdb
+
+    from pipelines.validation import shared_validator
+    from pipelines.warehouse import latest_staged_sql
+
+    frame = duckdb.connect().execute(latest_staged_sql(patient_files) + " ORDER BY source, patient_id").fetchdf()
+    validator = shared_validator(config)
+    rows: list[dict] = []
+    for source, group in frame.groupby("source", sort=True):
+        rows += validator.validate(group, scope=scope, source=source, run_id=run_id,
+                                   window_start=window[0] if window else None,
+                                   window_end=window[1] if window else None)
+    return rows
+
+
+def run_batch(inputs: Sequence[str], opts: LandingOptions, source: str | None = None) -> RunResult:
+    """`demographics run`: bad records become dead letters, only bad usage raises UsageError."""
     from pipelines import warehouse as wh
 
     files = list_input_files(inputs, source)
     sources = sorted({s for _, s in files} or ({source} if source else set()))
     started_at = dt.datetime.now(dt.timezone.utc)
-    run_id = started_at.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
-    beam_args = list(beam_args)
-    runner = _runner_name(beam_args)
-    con = wh.connect(warehouse)
+    run_id = new_run_id(started_at)
+    beam_args = list(opts.beam_args)
+    runner = ensure_runner(beam_args)
+    opts = replace(opts, beam_args=tuple(beam_args))
+    con = wh.connect(opts.warehouse)
     try:
         wh.start_run(con, run_id, "batch", sources, [str(Path(p).resolve()) for p in inputs], runner, started_at)
     finally:
         con.close()  # never hold the single-writer lock while Beam runs
     if not files:
         log.warning("no input files found under %s", ", ".join(inputs))
-
-    staging_dir = str(Path(warehouse).resolve().parent / f".{Path(warehouse).name}.staging" / run_id)
     counts = RunCounts()
-    result = RunResult(run_id, str(warehouse), parquet_dir or default_parquet_dir(warehouse), counts, sources,
-                       started_at)
-    status, message = "failed", None
+    result = RunResult(run_id, opts.warehouse, opts.parquet_dir, counts, sources, started_at)
     try:
-        if files:
-            log.info("reading %d files with %s", len(files), runner)
-            _run_beam(files, started_at, run_id, staging_dir, beam_args, strict_fhir)
-        patient_files, rejected_files = _collect_staging(staging_dir, counts)
-        con = wh.connect(warehouse)
-        try:
-            wh.commit_staged(con, patient_files, rejected_files, counts)
-            if sources:
-                wh.export_parquet(con, result.parquet_dir, sources)
-            status = "succeeded" if counts.reconciles else "unreconciled"
-            result.ended_at = dt.datetime.now(dt.timezone.utc)
-            wh.finish_run(con, run_id, status, counts, result.ended_at)
-        finally:
-            con.close()
+        log.info("reading %d files with %s", len(files), runner)
+        ledger = [file_ledger_entry(path, src) for path, src in files]
+        result.validation_rows = land_files(files, run_id, started_at, opts, counts, ledger)
+        result.ended_at = dt.datetime.now(dt.timezone.utc)
+        finish(opts.warehouse, run_id, "succeeded" if counts.reconciles else "unreconciled", counts, result.ended_at)
     except BaseException as err:
-        message = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
-        _record_failure(warehouse, run_id, counts, message)
+        finish(opts.warehouse, run_id, "failed", counts, dt.datetime.now(dt.timezone.utc),
+               f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}", quiet=True)
         raise
-    finally:
-        shutil.rmtree(staging_dir, ignore_errors=True)
-        _remove_if_empty(Path(staging_dir).parent)
     return result
 
 
-def _record_failure(warehouse: str, run_id: str, counts: RunCounts, message: str) -> None:
+def file_ledger_entry(path: str, source: str, status: str = "landed", duplicate_of: str | None = None) -> dict:
+    """A ledger row for an input file: its content hash, size and arrival time (inode change time: the rename)."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+        st = os.stat(path)
+        size, arrived = st.st_size, dt.datetime.fromtimestamp(st.st_ctime, dt.timezone.utc)
+    except OSError:  # unreadable: the reader turns it into a dead letter; the ledger still names it
+        size, arrived = None, None
+    return {"source": source, "input_file": path, "content_sha256": digest.hexdigest(), "size_bytes": size,
+            "status": status, "duplicate_of": duplicate_of, "arrived_at": arrived}
+
+
+def finish(warehouse: str, run_id: str, status: str, counts: RunCounts, ended_at: dt.datetime,
+           message: str | None = None, quiet: bool = False) -> None:
+    """Records the end of a run; with `quiet`, a failure to do so is logged, not raised (an error is on its way)."""
     from pipelines import warehouse as wh
 
     try:
         con = wh.connect(warehouse)
         try:
-            wh.finish_run(con, run_id, "failed", counts, dt.datetime.now(dt.timezone.utc), message)
+            wh.finish_run(con, run_id, status, counts, ended_at, message)
         finally:
             con.close()
-    except Exception:  # the original error is what the user must see
-        log.debug("could not record the failed run", exc_info=True)
+    except Exception:
+        if not quiet:
+            raise
+        log.debug("could not record the end of run %s", run_id, exc_info=True)
 
 
 def _remove_if_empty(folder: Path) -> None:
@@ -136,7 +229,8 @@ def _remove_if_empty(folder: Path) -> None:
         pass
 
 
-def _runner_name(beam_args: list[str]) -> str:
+def ensure_runner(beam_args: list[str]) -> str:
+    """The runner's name; names the offline default explicitly when none is given."""
     for i, arg in enumerate(beam_args):
         if arg.startswith("--runner="):
             return arg.split("=", 1)[1]
@@ -161,14 +255,18 @@ def _run_beam(files: list[tuple[str, str]], started_at: dt.datetime, run_id: str
         raise RuntimeError(f"the Beam pipeline ended in state {state}")
 
 
-def _collect_staging(staging_dir: str, counts: RunCounts) -> tuple[list[str], list[str]]:
-    """Adds every file's stats to the run counts; returns the staged patient and rejected Parquet files."""
+def _collect_staging(staging_dir: str, counts: RunCounts) -> tuple[list[str], list[str], dict[str, dict]]:
+    """Adds every file's stats to the run counts; returns the staged Parquet files and the stats per input file."""
+    per_file = {}
     for stats_file in sorted(glob.glob(os.path.join(staging_dir, "stats", "*.json"))):
         with open(stats_file, encoding="utf-8") as fh:
-            counts.add_file_stats(json.load(fh))
+            stats = json.load(fh)
+        counts.add_file_stats(stats)
+        per_file[stats["input_file"]] = {k: stats[k] for k in ("records_in", "patients_landed", "rejected",
+                                                               "other_resources")}
     patient_files = sorted(glob.glob(os.path.join(staging_dir, "patients", "*.parquet")))
     rejected_files = sorted(glob.glob(os.path.join(staging_dir, "rejected", "*.parquet")))
-    return patient_files, rejected_files
+    return patient_files, rejected_files, per_file
 
 
 def summary_lines(result: RunResult) -> list[str]:
@@ -190,6 +288,9 @@ def summary_lines(result: RunResult) -> list[str]:
         ("patients unchanged", c.patients_unchanged),
     ]
     rows += [(f"  rejected: {reason}", n) for reason, n in sorted(c.rejected_by_reason.items())]
+    if result.validation_rows:
+        failed = sum(not r["success"] for r in result.validation_rows)
+        rows.append(("validation", "passed" if not failed else f"{failed} expectations FAILED"))
     if result.started_at and result.ended_at:
         rows.append(("seconds", f"{(result.ended_at - result.started_at).total_seconds():.1f}"))
     width = max(len(k) for k, _ in rows)

@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -44,6 +45,26 @@ RUNS_COLUMNS: list[tuple[str, str]] = [
 ]
 
 
+# The ledger of input files: what was landed (or recognized as a duplicate delivery) from which file, and when.
+LEDGER_COLUMNS: list[tuple[str, str]] = [
+    ("source", "VARCHAR NOT NULL"),
+    ("input_file", "VARCHAR NOT NULL"),
+    ("content_sha256", "VARCHAR NOT NULL"),
+    ("size_bytes", "BIGINT"),
+    ("status", "VARCHAR NOT NULL"),  # landed | duplicate
+    ("duplicate_of", "VARCHAR"),
+    ("arrived_at", "TIMESTAMPTZ"),
+    ("landed_at", "TIMESTAMPTZ NOT NULL"),
+    ("lag_seconds", "DOUBLE"),
+    ("run_id", "VARCHAR NOT NULL"),
+    ("records_in", "BIGINT"),
+    ("patients_landed", "BIGINT"),
+    ("rejected", "BIGINT"),
+    ("other_resources", "BIGINT"),
+]
+LEDGER_TABLE = "ingested_files"
+
+
 def _table_ddl(table: str) -> str:
     cols = ", ".join(f'"{name}" {sql}{"" if nullable else " NOT NULL"}' for name, sql, nullable in duckdb_columns(table))
     return f"CREATE TABLE IF NOT EXISTS {table} ({cols})"
@@ -54,20 +75,34 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(_table_ddl(PATIENT_TABLE))
     con.execute(_table_ddl(REJECTED_TABLE))
     con.execute("CREATE TABLE IF NOT EXISTS runs (" + ", ".join(f"{n} {t}" for n, t in RUNS_COLUMNS) + ")")
+    con.execute(f"CREATE TABLE IF NOT EXISTS {LEDGER_TABLE} (" + ", ".join(f"{n} {t}" for n, t in LEDGER_COLUMNS)
+                + ")")
 
 
-def connect(warehouse: str | os.PathLike, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """Opens the warehouse; an unusable path is a UsageError (one line, no traceback)."""
+LOCK_WAIT_SECONDS = 10.0
+
+
+def connect(warehouse: str | os.PathLike, read_only: bool = False, create: bool = True,
+            lock_wait: float = LOCK_WAIT_SECONDS) -> duckdb.DuckDBPyConnection:
+    """Opens the warehouse; an unusable path is a UsageError (one line, no traceback).
+
+    DuckDB has one writer and readers block it: a lock held by another process is waited for up to `lock_wait`.
+    """
     path = Path(warehouse)
     if not read_only and not path.parent.exists():
         raise UsageError(f"cannot write warehouse {path}: directory {path.parent} does not exist")
-    if read_only and not path.exists():
+    if (read_only or not create) and not path.exists():
         raise UsageError(f"warehouse {path} does not exist")
-    try:
-        return duckdb.connect(str(path), read_only=read_only)
-    except (duckdb.IOException, duckdb.InvalidInputException, duckdb.PermissionException, OSError) as err:
-        first_line = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise UsageError(f"cannot open warehouse {path}: {first_line}") from None
+    deadline = time.monotonic() + lock_wait
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except (duckdb.IOException, duckdb.InvalidInputException, duckdb.PermissionException, OSError) as err:
+            first_line = str(err).splitlines()[0] if str(err) else type(err).__name__
+            if "lock" in first_line.lower() and time.monotonic() < deadline:
+                time.sleep(0.1)
+                continue
+            raise UsageError(f"cannot open warehouse {path}: {first_line}") from None
 
 
 @dataclass
@@ -126,8 +161,19 @@ def _parquet_list(files: Iterable[str]) -> str:
     return "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
 
 
+def latest_staged_sql(patient_files: Sequence[str]) -> str:
+    """The staged rows, latest version per (source, patient_id) within the batch."""
+    return f"""
+        SELECT {_quoted_columns(PATIENT_TABLE)} FROM (
+            SELECT *, row_number() OVER (
+                PARTITION BY source, patient_id
+                ORDER BY last_updated DESC NULLS LAST, input_file DESC, _ordinal DESC) AS _rank
+            FROM read_parquet({_parquet_list(patient_files)}))
+        WHERE _rank = 1"""
+
+
 def commit_staged(con: duckdb.DuckDBPyConnection, patient_files: Sequence[str], rejected_files: Sequence[str],
-                  counts: RunCounts) -> None:
+                  counts: RunCounts, ledger_rows: Sequence[dict[str, Any]] = ()) -> None:
     """Lands one run's staged Parquet in one transaction.
 
     Latest version wins per (source, patient_id): greatest `last_updated`, then the latest ingestion (a later run,
@@ -139,14 +185,7 @@ def commit_staged(con: duckdb.DuckDBPyConnection, patient_files: Sequence[str], 
     con.execute("BEGIN TRANSACTION")
     try:
         if patient_files:
-            con.execute(f"""
-                CREATE OR REPLACE TEMP TABLE batch_latest AS
-                SELECT {cols} FROM (
-                    SELECT *, row_number() OVER (
-                        PARTITION BY source, patient_id
-                        ORDER BY last_updated DESC NULLS LAST, input_file DESC, _ordinal DESC) AS _rank
-                    FROM read_parquet({_parquet_list(patient_files)}))
-                WHERE _rank = 1""")
+            con.execute(f"CREATE OR REPLACE TEMP TABLE batch_latest AS {latest_staged_sql(patient_files)}")
             con.execute(f"""
                 CREATE OR REPLACE TEMP TABLE changes AS
                 SELECT b.*, t.patient_id IS NULL AS _is_new
@@ -174,6 +213,10 @@ def commit_staged(con: duckdb.DuckDBPyConnection, patient_files: Sequence[str], 
                     SELECT 1 FROM {REJECTED_TABLE} r
                     WHERE r.source = s.source AND r.input_file = s.input_file AND r.position = s.position
                       AND r.reason = s.reason AND md5(r.raw_text) = md5(s.raw_text))""")
+        if ledger_rows:
+            names = [n for n, _ in LEDGER_COLUMNS]
+            con.executemany(f"INSERT INTO {LEDGER_TABLE} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
+                            [[row.get(n) for n in names] for row in ledger_rows])
         con.execute("COMMIT")
     except Exception:
         con.execute("ROLLBACK")

@@ -8,15 +8,6 @@ from .tables import Tables
 
 WHITE_CODE = "2106-3"
 ARAB, AFGHANISTANI, ARMENIAN = "2129-5", "2126-1", "2109-7"
-# 1997 level-1 CDCREC category -> SPD-15 2024 category name and HEDIS race name (data: the contract's value sets).
-OMB2024_OF_1997 = {"1002-5": "AIAN", "2028-9": "ASIAN", "2054-5": "BLACK", "2076-8": "NHPI", "2106-3": "WHITE"}
-HEDIS_OF_1997 = {
-    "1002-5": "AmericanIndianOrAlaskaNative",
-    "2028-9": "Asian",
-    "2054-5": "BlackOrAfricanAmerican",
-    "2076-8": "NativeHawaiianOrOtherPacificIslander",
-    "2106-3": "White",
-}
 OMB2024_CATEGORIES = ("AIAN", "ASIAN", "BLACK", "HISPANIC", "MENA", "NHPI", "WHITE")
 MULTI, SOME_OTHER, DECLINED, UNKNOWN = "MULTIRACIAL_MULTIETHNIC", "SOME_OTHER", "DECLINED", "UNKNOWN"
 _HEDIS_OTHER = "SomeOtherRace"
@@ -30,7 +21,7 @@ def race_category_2024(code: str, t: Tables, policy: Policy) -> str | None:
         return policy.armenian_category
     if code in t.mena_subtree or (code == ARAB and policy.arab_as_mena):
         return "MENA"
-    return OMB2024_OF_1997.get(t.omb1997.get(code, ""))
+    return t.omb2024_of_category.get(t.omb1997.get(code, ""))
 
 
 def omb2024_categories(race_codes: set[str], eth_codes: set[str], t: Tables, policy: Policy) -> list[str]:
@@ -80,7 +71,7 @@ def status_of(category: str) -> str:
 
 def hedis_race(race_codes: set[str], race: Question, hispanic: bool, t: Tables, policy: Policy) -> str:
     """HEDIS race from race codes only, 1997 roll-up (MENA is White), Other counting as one category."""
-    found = {HEDIS_OF_1997.get(t.omb1997.get(code, ""), _HEDIS_OTHER) for code in race_codes}
+    found = {t.hedis_of_category.get(t.omb1997.get(code) or code, _HEDIS_OTHER) for code in race_codes}
     if race.unmapped and policy.unmapped_race_text == _HEDIS_OTHER:
         found.add(_HEDIS_OTHER)
     if race.multiple:

@@ -11,20 +11,14 @@ from .tables import Tables, system_key
 from .text_rules import map_text
 
 RACE, ETHNICITY, COMBINED = "race", "ethnicity", "combined"
-# The code system a converter extension implies when its codings carry no system.
-_DEFAULT_KIND_BY_URL = {
-    "http://ibm.com/fhir/cdm/StructureDefinition/local-race-cd": "v2-0005",
-    "https://reportstream.cdc.gov/fhir/StructureDefinition/ethnic-group": "v2-0189",
-    "https://bluebutton.cms.gov/resources/variables/race": "cms-race",
-}
 _IGNORED_STATUSES = frozenset({"entered-in-error", "cancelled"})
 
 
 class Question:
     """What one question (race or ethnicity) said, as evidence for classification.
 
-    codes holds CDCREC codes of any domain: classification sorts them by domain, so a Hispanic code that
-    arrived in the race question still counts as Hispanic (contract 4.2 rule 3).
+    Codes are filed by their CDCREC domain, not by the slot they arrived in, so a Hispanic code sent in the race
+    extension is an ethnicity answer (contract 4.2 rule 3); decisive/coded stay with the question that carried them.
     """
 
     __slots__ = ("name", "codes", "declined", "unknown", "unmapped", "multiple", "decisive", "coded", "texts", "formats")
@@ -88,13 +82,15 @@ class Reader:
         if role == "category" and self.t.level.get(code, 1) > 1:
             self.warn.append(W.DETAILED_CODE_IN_CATEGORY_SLOT)
         q.codes.add(code)
-        q.coded = True
-        if code != NOT_HISPANIC:
-            # 2186-5 adds nothing (contract 4.2 rule 3), so it must not silence the question's text either.
-            q.decisive = True
         q.formats.add(fmt)
-        if q.name != slot and slot != COMBINED:
-            self._question(slot).formats.add(fmt)
+        # The question that carried the coding is the one whose text it silences (contract 4.2 rule 3), even when
+        # the code itself belongs to the other question. 2186-5 adds nothing, so it silences nothing either.
+        # A combined question (Blue Button, LOINC 46463-6) silences the question of the code's domain only.
+        carrier = q if slot == COMBINED else self._question(slot)
+        carrier.coded = True
+        carrier.formats.add(fmt)
+        if code != NOT_HISPANIC:
+            carrier.decisive = True
 
     def add_text(self, value: Any, slot: str, fmt: str) -> None:
         if not isinstance(value, str):
@@ -206,26 +202,14 @@ def _add_text_code(q: Question, reader: Reader, code: str) -> None:
 # ---------------------------------------------------------------- Patient extensions
 
 
-def _extension_entry(url: str, t: Tables, warn: list[str]) -> tuple[str, str, str] | None:
+def _extension_entry(url: str, t: Tables, warn: list[str]) -> tuple[str, str, str, str] | None:
+    """(question, complex format, value format, implied kind) for a known URL; a repaired spelling earns a warning."""
     entry = t.extensions.get(url)
-    if entry is not None:
-        return entry
-    key = system_key(url)
-    for known, value in _loose_extensions(t).items():
-        if known == key:
+    if entry is None:
+        entry = t.extensions_loose.get(system_key(url))
+        if entry is not None:
             warn.append(W.SYSTEM_URI_REPAIRED)
-            return value
-    return None
-
-
-_LOOSE_CACHE: dict[int, dict[str, tuple[str, str, str]]] = {}
-
-
-def _loose_extensions(t: Tables) -> dict[str, tuple[str, str, str]]:
-    cached = _LOOSE_CACHE.get(id(t))
-    if cached is None:
-        cached = _LOOSE_CACHE[id(t)] = {system_key(u): v for u, v in t.extensions.items()}
-    return cached
+    return entry
 
 
 def read_patient_extensions(patient: Mapping[str, Any], t: Tables, policy: Policy, warn: list[str]) -> Reader:
@@ -248,13 +232,13 @@ def read_patient_extensions(patient: Mapping[str, Any], t: Tables, policy: Polic
             if "race" in lowered or "ethnic" in lowered:
                 warn.append(W.UNRECOGNIZED_RACE_EXTENSION)
             continue
-        _read_extension(ext, url, entry, reader)
+        _read_extension(ext, entry, reader)
     return reader
 
 
-def _read_extension(ext: Mapping[str, Any], url: str, entry: tuple[str, str, str], reader: Reader) -> None:
-    slot, fmt_complex, fmt_value = entry
-    default_kind = _DEFAULT_KIND_BY_URL.get(url)
+def _read_extension(ext: Mapping[str, Any], entry: tuple[str, str, str, str], reader: Reader) -> None:
+    slot, fmt_complex, fmt_value, implied_kind = entry
+    default_kind = implied_kind or None
     subs = ext.get("extension")
     got_any = False
     if isinstance(subs, list) and subs:
@@ -319,7 +303,7 @@ def _question_of_code(cc: Any, t: Tables) -> tuple[str, str] | None:
 def read_observations(observations: Sequence[Any], t: Tables, policy: Policy, warn: list[str]) -> Reader:
     """Race/ethnicity answers carried by Observations (LOINC question, CDCREC or LOINC LA answer, or null)."""
     reader = Reader(t, policy, warn)
-    if not isinstance(observations, (list, tuple)):
+    if not isinstance(observations, Sequence) or isinstance(observations, (str, bytes)):
         return reader
     for obs in observations:
         question = observation_question(obs, t)

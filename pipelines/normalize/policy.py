@@ -47,7 +47,24 @@ class Policy:
     language_from_text: bool = True
 
 
-_SECTIONS = ("omb2024", "hedis", "null_flavors", "observations", "codes", "demographics")
+_SECTION_OF = {
+    "arab_as_mena": "omb2024",
+    "afghanistani_category": "omb2024",
+    "armenian_category": "omb2024",
+    "white_with_only_mena_detail_is_mena": "omb2024",
+    "read_text_when_uncoded": "omb2024",
+    "other_plus_one_is_two_or_more": "hedis",
+    "hispanic_only_race": "hedis",
+    "unmapped_race_text": "hedis",
+    "multiple_unspecified_race": "hedis",
+    "asked_unknown_is_declined": "null_flavors",
+    "use_when_patient_has_none": "observations",
+    "repair_missing_system": "codes",
+    "map_legacy_v2_letters": "codes",
+    "postal_code_zip5": "demographics",
+    "language_from_text": "demographics",
+}
+_SECTIONS = frozenset(_SECTION_OF.values())
 _FIELDS = {f.name: f for f in dataclasses.fields(Policy)}
 
 
@@ -59,7 +76,7 @@ def policy_from_mapping(doc: dict[str, Any]) -> Policy:
             raise PolicyError(f"unknown policy section [{section}]")
         for key, value in body.items():
             field = _FIELDS.get(key)
-            if field is None:
+            if field is None or _SECTION_OF.get(key) != section:
                 raise PolicyError(f"unknown policy switch {section}.{key}")
             expected = bool if field.type in (bool, "bool") else str
             if type(value) is not expected:

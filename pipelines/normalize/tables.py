@@ -45,6 +45,8 @@ class Tables:
 
     domain: dict[str, str]  # CDCREC code -> race | ethnicity
     omb1997: dict[str, str]  # CDCREC code -> level-1 category code ('' for 2131-1 and the roots)
+    omb2024_of_category: dict[str, str]  # level-1 race category code -> SPD-15 2024 name (data/categories.csv)
+    hedis_of_category: dict[str, str]  # level-1 race category code (and 2131-1) -> HEDIS race stratum
     level: dict[str, int]
     abstract: frozenset[str]
     mena_subtree: frozenset[str]  # 2118-8 and its descendants
@@ -59,7 +61,8 @@ class Tables:
     loinc_questions: dict[str, str]
     loinc_answers: dict[str, tuple[tuple[str, str], ...]]  # LA code -> ((question or '', target), ...)
     text_phrases: dict[str, tuple[str, ...]]
-    extensions: dict[str, tuple[str, str, str]]  # url -> (question, format_complex, format_value)
+    extensions: dict[str, tuple[str, str, str, str]]  # url -> (question, format_complex, format_value, implied_kind)
+    extensions_loose: dict[str, tuple[str, str, str, str]]  # system_key(url) -> the same
     language_codes: dict[str, str]
     language_names: dict[str, str]
     state_codes: frozenset[str]
@@ -88,11 +91,18 @@ def tables() -> Tables:
     answers: dict[str, list[tuple[str, str]]] = {}
     for r in read_rows("loinc_answers.csv"):
         answers.setdefault(r["code"], []).append((r["question"], r["target"]))
+    extensions = {
+        r["url"]: (r["question"], r["format_complex"], r["format_value"], r["implied_kind"])
+        for r in read_rows("extension_urls.csv")
+    }
     langs = read_rows("language_aliases.csv")
     states = read_rows("us_states.csv")
+    categories = read_rows("categories.csv")
     return Tables(
         domain={r["code"]: r["domain"] for r in cdcrec},
         omb1997={r["code"]: r["omb1997_category_code"] for r in cdcrec},
+        omb2024_of_category={r["cdcrec_code"]: r["omb2024"] for r in categories if r["omb2024"]},
+        hedis_of_category={r["cdcrec_code"]: r["hedis"] for r in categories},
         level={r["code"]: int(r["level"]) for r in cdcrec},
         abstract=frozenset(r["code"] for r in cdcrec if r["abstract"] == "true"),
         mena_subtree=_subtree("2118-8", parent),
@@ -111,9 +121,8 @@ def tables() -> Tables:
         loinc_questions={r["code"]: r["question"] for r in read_rows("loinc_questions.csv")},
         loinc_answers={code: tuple(rows) for code, rows in answers.items()},
         text_phrases={normalize_phrase(r["phrase"]): tuple(r["target"].split()) for r in read_rows("text_phrases.csv")},
-        extensions={
-            r["url"]: (r["question"], r["format_complex"], r["format_value"]) for r in read_rows("extension_urls.csv")
-        },
+        extensions=extensions,
+        extensions_loose={system_key(url): value for url, value in extensions.items()},
         language_codes={r["value"]: r["subtag"] for r in langs if r["kind"] == "code"},
         language_names={normalize_phrase(r["value"]): r["subtag"] for r in langs if r["kind"] == "name"},
         state_codes=frozenset(r["code"] for r in states),

@@ -12,6 +12,7 @@ import logging
 import os
 import time
 import uuid
+import warnings
 from typing import Any, Mapping
 
 import numpy as np
@@ -38,8 +39,12 @@ def _import_gx() -> Any:
     gx_logger = logging.getLogger("great_expectations")
     if gx_logger.level == logging.NOTSET:
         gx_logger.setLevel(logging.WARNING)
-    import great_expectations as gx
-
+    with warnings.catch_warnings():  # GX imports the deprecated sre_constants / sre_parse modules
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import great_expectations as gx
+    # GX pins this module logger to INFO at import ("Created temporary directory ... for ephemeral docs site"
+    # on every context): let it inherit from the `great_expectations` logger instead.
+    logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.NOTSET)
     return gx
 
 
@@ -54,19 +59,38 @@ def json_default(value: Any) -> Any:
     return str(value)
 
 
-def to_json(value: Any) -> str:
-    return json.dumps(value, default=json_default, sort_keys=True, allow_nan=False) if value is not None else None
+def _clean(value: Any) -> Any:
+    """NaN and infinities become null: DuckDB's JSON functions reject the bare NaN that json.dumps writes."""
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def to_json(value: Any) -> str | None:
+    if value is None:
+        return None
+    try:
+        return json.dumps(value, default=json_default, sort_keys=True, allow_nan=False)
+    except ValueError:
+        return json.dumps(_clean(json.loads(json.dumps(value, default=json_default))), sort_keys=True)
 
 
 def _utc(value: Any) -> dt.datetime | None:
     """A window bound as an aware UTC datetime: accepts datetime, ISO text, pandas or Beam timestamps."""
     if value is None:
         return None
-    if hasattr(value, "to_utc_datetime"):  # apache_beam.utils.timestamp.Timestamp, without importing Beam
-        value = value.to_utc_datetime()
-    ts = pd.Timestamp(value)
-    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-    return ts.to_pydatetime()
+    try:
+        if hasattr(value, "to_utc_datetime"):  # apache_beam.utils.timestamp.Timestamp, without importing Beam
+            value = value.to_utc_datetime()
+        ts = pd.Timestamp(value)
+        ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+        return ts.to_pydatetime()
+    except (OverflowError, ValueError, pd.errors.OutOfBoundsDatetime):
+        return None  # e.g. the global window's bounds (Beam's MIN/MAX_TIMESTAMP)
 
 
 def _exception_message(exception_info: Any) -> str | None:
