@@ -103,6 +103,17 @@ def build_parser() -> argparse.ArgumentParser:
                        help="do not run the expectation suites per window")
     _validation_options(watch)
 
+    status = sub.add_parser(
+        "status", parents=[common], help="is the feed healthy? runs, files, lag, rejects, completeness",
+        description="Shows recent runs, files landed and waiting in the drop folder, the lag between a file's "
+                    "arrival and its landing, rejects by reason, and completeness per source now and over time. "
+                    "Opens the warehouse read-only, so it works while `watch` runs.")
+    status.add_argument("--warehouse", default=DEFAULT_WAREHOUSE, metavar="FILE",
+                        help=f"DuckDB warehouse file (default {DEFAULT_WAREHOUSE})")
+    status.add_argument("--input", nargs="+", metavar="DIR",
+                        help="drop folders to count waiting files in (default: the latest watch's folder)")
+    status.add_argument("--recent", type=int, default=10, metavar="N", help="how many runs and points to show")
+
     validate = sub.add_parser(
         "validate", parents=[common], help="run the expectation suites on what has landed",
         description="Runs the Great Expectations suites of expectations/ on patient_demographics, per source and "
@@ -197,6 +208,18 @@ def _cmd_watch(args: argparse.Namespace, beam_args: list[str]) -> int:
     return EXIT_OK
 
 
+def _cmd_status(args: argparse.Namespace, _: list[str]) -> int:
+    from pipelines import warehouse as wh
+    from pipelines.status import collect_status, render_status
+
+    con = wh.connect(args.warehouse, read_only=True)
+    try:
+        print(render_status(collect_status(con, args.input, args.recent)))
+    finally:
+        con.close()
+    return EXIT_OK
+
+
 def _cmd_validate(args: argparse.Namespace, _: list[str]) -> int:
     import datetime as dt
 
@@ -219,7 +242,7 @@ def _cmd_validate(args: argparse.Namespace, _: list[str]) -> int:
     return exit_code(rows)
 
 
-COMMANDS = {"run": _cmd_run, "watch": _cmd_watch, "validate": _cmd_validate}
+COMMANDS = {"run": _cmd_run, "watch": _cmd_watch, "validate": _cmd_validate, "status": _cmd_status}
 ACCEPTS_BEAM_ARGS = {"run", "watch"}
 
 

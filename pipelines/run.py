@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Sequence
 
 from pipelines.errors import UsageError
+from pipelines.rejoin import rejoin_feed_observations
 from pipelines.validation.config import ValidationConfig
 from pipelines.warehouse import RunCounts
 
@@ -106,6 +107,7 @@ def land_files(files: Sequence[tuple[str, str]], run_id: str, ingested_at: dt.da
         if files:
             _run_beam(files, ingested_at, run_id, staging_dir, list(opts.beam_args), opts.strict_fhir)
         patient_files, rejected_files, file_stats = _collect_staging(staging_dir, counts)
+        rejoin_feed_observations(staging_dir, patient_files, ingested_at, run_id, opts.strict_fhir)
         landed_at = dt.datetime.now(dt.timezone.utc)
         ledger_rows = [dict(row, landed_at=landed_at, run_id=run_id,
                             lag_seconds=_lag(row.get("arrived_at"), landed_at), **file_stats.get(row["input_file"], {}))
@@ -258,9 +260,9 @@ def _run_beam(files: list[tuple[str, str]], started_at: dt.datetime, run_id: str
 def _collect_staging(staging_dir: str, counts: RunCounts) -> tuple[list[str], list[str], dict[str, dict]]:
     """Adds every file's stats to the run counts; returns the staged Parquet files and the stats per input file."""
     per_file = {}
-    for stats_file in sorted(glob.glob(os.path.join(staging_dir, "stats", "*.json"))):
+    for stats_file in sorted(glob.glob(os.path.join(staging_dir, "stats", "*.ndjson"))):
         with open(stats_file, encoding="utf-8") as fh:
-            stats = json.load(fh)
+            stats = json.loads(fh.readline())
         counts.add_file_stats(stats)
         per_file[stats["input_file"]] = {k: stats[k] for k in ("records_in", "patients_landed", "rejected",
                                                                "other_resources")}

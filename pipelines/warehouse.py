@@ -41,6 +41,7 @@ RUNS_COLUMNS: list[tuple[str, str]] = [
     ("patients_unchanged", "BIGINT"),
     ("rejected_by_reason", "VARCHAR"),
     ("other_resources_by_type", "VARCHAR"),
+    ("patients_by_category", "VARCHAR"),
     ("message", "VARCHAR"),
 ]
 
@@ -119,12 +120,14 @@ class RunCounts:
     patients_unchanged: int = 0
     rejected_by_reason: dict[str, int] = field(default_factory=dict)
     other_resources_by_type: dict[str, int] = field(default_factory=dict)
+    patients_by_category: dict[str, int] = field(default_factory=dict)  # omb2024_category of each Patient read
 
     def add_file_stats(self, stats: dict[str, Any]) -> None:
         self.files_read += 1
         for name in ("records_in", "patients_landed", "rejected", "other_resources"):
             setattr(self, name, getattr(self, name) + int(stats[name]))
-        for attr, key in (("rejected_by_reason", "rejected_by_reason"), ("other_resources_by_type", "other_by_type")):
+        for attr, key in (("rejected_by_reason", "rejected_by_reason"), ("other_resources_by_type", "other_by_type"),
+                          ("patients_by_category", "patients_by_category")):
             target = getattr(self, attr)
             for k, v in stats.get(key, {}).items():
                 target[k] = target.get(k, 0) + int(v)
@@ -146,18 +149,20 @@ def finish_run(con: duckdb.DuckDBPyConnection, run_id: str, status: str, counts:
     con.execute(
         """UPDATE runs SET status = ?, ended_at = ?, files_read = ?, records_in = ?, patients_landed = ?, rejected = ?,
                other_resources = ?, patients_inserted = ?, patients_updated = ?, patients_unchanged = ?,
-               rejected_by_reason = ?, other_resources_by_type = ?, message = ? WHERE run_id = ?""",
+               rejected_by_reason = ?, other_resources_by_type = ?, patients_by_category = ?, message = ?
+           WHERE run_id = ?""",
         [status, ended_at, counts.files_read, counts.records_in, counts.patients_landed, counts.rejected,
          counts.other_resources, counts.patients_inserted, counts.patients_updated, counts.patients_unchanged,
          json.dumps(counts.rejected_by_reason, sort_keys=True), json.dumps(counts.other_resources_by_type, sort_keys=True),
-         message, run_id])
+         json.dumps(counts.patients_by_category, sort_keys=True), message, run_id])
 
 
 def _quoted_columns(table: str, prefix: str = "") -> str:
     return ", ".join(f'{prefix}"{name}"' for name in field_names(table))
 
 
-def _parquet_list(files: Iterable[str]) -> str:
+def sql_string_list(files: Iterable[str]) -> str:
+    """A DuckDB list literal of strings (file names for read_parquet)."""
     return "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
 
 
@@ -168,7 +173,7 @@ def latest_staged_sql(patient_files: Sequence[str]) -> str:
             SELECT *, row_number() OVER (
                 PARTITION BY source, patient_id
                 ORDER BY last_updated DESC NULLS LAST, input_file DESC, _ordinal DESC) AS _rank
-            FROM read_parquet({_parquet_list(patient_files)}))
+            FROM read_parquet({sql_string_list(patient_files)}))
         WHERE _rank = 1"""
 
 
@@ -208,7 +213,7 @@ def commit_staged(con: duckdb.DuckDBPyConnection, patient_files: Sequence[str], 
             # A dead letter already stored for the same place and content is not stored twice.
             con.execute(f"""
                 INSERT INTO {REJECTED_TABLE} ({rcols})
-                SELECT {rcols} FROM read_parquet({_parquet_list(rejected_files)}) s
+                SELECT {rcols} FROM read_parquet({sql_string_list(rejected_files)}) s
                 WHERE NOT EXISTS (
                     SELECT 1 FROM {REJECTED_TABLE} r
                     WHERE r.source = s.source AND r.input_file = s.input_file AND r.position = s.position

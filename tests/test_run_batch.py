@@ -35,6 +35,9 @@ def test_counts_reconcile_in_the_runs_table(landed):
     assert rejected == query(landed, "SELECT count(*) FROM rejected_records")[0][0]
     assert other == 66  # 60 Encounters, 4 race Observations, a MessageHeader and a Composition
     assert patients == 279
+    by_category, by_reason = query(landed, "SELECT patients_by_category, rejected_by_reason FROM runs")[0]
+    assert sum(json.loads(by_category).values()) == patients
+    assert sum(json.loads(by_reason).values()) == rejected
 
 
 def test_every_sample_reject_reason_lands_with_position_and_raw_text(landed):

@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import os
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -21,7 +22,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
-from pipelines.fhir.reader import read_fhir_file
+from pipelines.fhir.reader import patient_key_of_reference, read_fhir_file
 from pipelines.landing import patient_row, rejected_row
 from pipelines.records import PATIENT_TABLE, REJECTED_TABLE, arrow_schema
 
@@ -46,7 +47,7 @@ class BatchSettings:
 class StagedChunk:
     """Rows of one kind from one input file, to be written as one staging file."""
 
-    kind: str  # patients | rejected | stats
+    kind: str  # patients | rejected | observations | stats
     file_key: str
     index: int
     rows: list[dict[str, Any]]
@@ -95,14 +96,20 @@ class ReadAndNormalizeFileFn(beam.DoFn):
             yield StagedChunk("patients", key, start // s.chunk_size, patients[start:start + s.chunk_size])
         if rejected:
             yield StagedChunk("rejected", key, 0, rejected)
-        by_reason: dict[str, int] = {}
-        for r in contents.rejections:
-            by_reason[r.reason] = by_reason.get(r.reason, 0) + 1
-            Metrics.counter(METRICS_NAMESPACE, f"rejected_{r.reason}").inc()
+        if contents.unmatched_observations:
+            yield StagedChunk("observations", key, 0, [
+                {"source": source, "patient_key": patient_key_of_reference(ref), "resource": resource}
+                for ref, resource in contents.unmatched_observations])
+        by_reason = Counter(r.reason for r in contents.rejections)
+        by_category = Counter(row["omb2024_category"] for row in patients)
+        for reason, n in by_reason.items():
+            Metrics.counter(METRICS_NAMESPACE, f"rejected_{reason}").inc(n)
+        for category, n in by_category.items():
+            Metrics.counter(METRICS_NAMESPACE, f"landed_{category}").inc(n)
         stats = {"input_file": path, "source": source, "records_in": contents.records_in,
                  "patients_landed": len(contents.patients), "rejected": len(contents.rejections),
-                 "other_resources": sum(contents.other_resources.values()), "rejected_by_reason": by_reason,
-                 "other_by_type": dict(contents.other_resources)}
+                 "other_resources": sum(contents.other_resources.values()), "rejected_by_reason": dict(by_reason),
+                 "other_by_type": dict(contents.other_resources), "patients_by_category": dict(by_category)}
         self.files.inc()
         self.records.inc(stats["records_in"])
         self.patients.inc(stats["patients_landed"])
@@ -126,10 +133,10 @@ class WriteStagingFileFn(beam.DoFn):
 
     def process(self, chunk: StagedChunk) -> Iterator[str]:
         folder = FileSystems.join(self.staging_dir, chunk.kind)
-        if chunk.kind == "stats":
-            path = FileSystems.join(folder, f"{chunk.file_key}.json")
+        if chunk.kind in ("stats", "observations"):
+            path = FileSystems.join(folder, f"{chunk.file_key}.ndjson")
             with FileSystems.create(path) as fh:
-                fh.write(json.dumps(chunk.rows[0]).encode())
+                fh.write(b"".join(json.dumps(row).encode() + b"\n" for row in chunk.rows))
         else:
             path = FileSystems.join(folder, f"{chunk.file_key}-{chunk.index:05d}.parquet")
             table = pa.Table.from_pylist(chunk.rows, schema=_staging_schema(chunk.kind))

@@ -52,6 +52,9 @@ class FileContents:
     patients: list[FoundPatient] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
     other_resources: Counter = field(default_factory=Counter)
+    # Demographic Observations whose subject is not a Patient of their own document (Bulk exports put
+    # Observations and Patients in different files): (subject reference, resource), matched later per feed.
+    unmatched_observations: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
     @property
     def records_in(self) -> int:
@@ -70,6 +73,15 @@ def _json_text(value: Any) -> str:
 
 def _non_empty_string(value: Any) -> str | None:
     return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def patient_key_of_reference(reference: str) -> str:
+    """The key a reference points at: `Patient/123` and `https://x/fhir/Patient/123` -> `123`; others as they are
+    (a `urn:uuid:` reference names a Patient keyed by its fullUrl)."""
+    head, sep, tail = reference.rpartition("Patient/")
+    if sep and tail and "/" not in tail and (not head or head.endswith("/")):
+        return tail
+    return reference
 
 
 def _reference_targets(patient: FoundPatient) -> set[str]:
@@ -112,9 +124,13 @@ class _DocumentWalker:
             ref = _subject_reference(obs)
             if ref is None:
                 continue
+            matched = False
             for patient in doc_patients:
                 if _matches(ref, _reference_targets(patient)):
                     patient.observations.append(obs)
+                    matched = True
+            if not matched:
+                self.out.unmatched_observations.append((ref, obs))
 
     def _reject(self, position: str, reason: str, message: str, raw: Any, resource_type: str | None = None) -> None:
         self.out.rejections.append(Rejection(position, reason, message, _json_text(raw), resource_type))

@@ -25,22 +25,24 @@ def race_category_2024(code: str, t: Tables, policy: Policy) -> str | None:
 
 
 def omb2024_categories(race_codes: set[str], eth_codes: set[str], t: Tables, policy: Policy) -> list[str]:
-    """Sorted 2024 categories. A WHITE supported only by the 2106-3 category code plus MENA detail becomes MENA alone."""
+    """Sorted 2024 categories.
+
+    Rule R2a: a WHITE supported only by the 2106-3 category code, next to White-tree detail that 2024 moves out of
+    White (MENA detail; Afghanistani or Armenian when the policy moves them), becomes that detail's category alone.
+    """
     cats: set[str] = set()
     white_support: set[str] = set()
+    moved_out_of_white = False
     for code in race_codes:
         cat = race_category_2024(code, t, policy)
         if cat == "WHITE":
             white_support.add(code)
         elif cat is not None:
             cats.add(cat)
+            moved_out_of_white |= t.omb1997.get(code) == WHITE_CODE
     if white_support:
-        mena_only = (
-            policy.white_with_only_mena_detail_is_mena
-            and white_support == {WHITE_CODE}
-            and any(race_category_2024(c, t, policy) == "MENA" and t.omb1997.get(c) == WHITE_CODE for c in race_codes)
-        )
-        if not mena_only:
+        only_the_category_code = white_support == {WHITE_CODE}
+        if not (policy.white_with_only_mena_detail_is_mena and only_the_category_code and moved_out_of_white):
             cats.add("WHITE")
     if any(code in t.hispanic for code in eth_codes):
         cats.add("HISPANIC")

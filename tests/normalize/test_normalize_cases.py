@@ -123,6 +123,8 @@ CASES = [
     Case("mena--policy-arab-not-mena", patient(race("2106-3", detailed=["2129-5"])), cat("WHITE"), policy={"arab_as_mena": False}),
     Case("mena--us-core-afghanistani", patient(race(detailed=["2126-1"])), cat("MENA")),
     Case("mena--policy-afghanistani-asian", patient(race(detailed=["2126-1"])), cat("ASIAN"), policy={"afghanistani_category": "ASIAN"}),
+    Case("mena--policy-white-plus-afghanistani-asian-is-asian-alone", patient(race("2106-3", detailed=["2126-1"])), cat("ASIAN"),
+         policy={"afghanistani_category": "ASIAN"}),
     Case("mena--us-core-armenian-stays-white", patient(race(detailed=["2109-7"])), cat("WHITE")),
     Case("mena--policy-armenian-mena", patient(race(detailed=["2109-7"])), cat("MENA"), policy={"armenian_category": "MENA"}),
     Case("mena--policy-white-only-mena-detail-keeps-white", patient(race("2106-3", detailed=["2123-8"])),
