@@ -72,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-strict-fhir", dest="strict_fhir", action="store_false",
                      help="skip strict FHIR R4B validation of Patients (faster; no fhir_validation_failed warnings)")
     _validation_options(run)
+    _policy_option(run)
     run.add_argument("--fail-on-validation", action="store_true",
                      help="exit 1 when an expectation fails on this run's batch (the data still lands)")
     run.add_argument("--no-validation", dest="validate", action="store_false",
@@ -102,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--no-validation", dest="validate", action="store_false",
                        help="do not run the expectation suites per window")
     _validation_options(watch)
+    _policy_option(watch)
 
     status = sub.add_parser(
         "status", parents=[common], help="is the feed healthy? runs, files, lag, rejects, completeness",
@@ -124,6 +126,12 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--html", metavar="FILE", help="also write the summary as a self-contained HTML page")
     _validation_options(validate)
     return parser
+
+
+def _policy_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--policy", metavar="FILE",
+                        help="classification policy (TOML) replacing the shipped defaults; see "
+                             "docs/classification.md and pipelines/normalize/data/policy.toml")
 
 
 def _validation_options(parser: argparse.ArgumentParser) -> None:
@@ -181,13 +189,18 @@ def _cmd_run(args: argparse.Namespace, beam_args: list[str]) -> int:
 
 
 def _landing_options(args: argparse.Namespace, beam_args: list[str]):
+    from pipelines.normalize import PolicyError, load_policy
     from pipelines.run import LandingOptions, default_parquet_dir
     from pipelines.validation import ValidationConfig
 
     unknown = _beam_unknown(beam_args)
     if unknown:
         raise UsageError(f"{args.command}: unrecognized arguments: {' '.join(unknown)}")
-    return LandingOptions(
+    try:
+        policy = load_policy(args.policy) if args.policy else None
+    except PolicyError as err:
+        raise UsageError(str(err)) from None
+    return LandingOptions(policy=policy,
         warehouse=args.warehouse, parquet_dir=args.parquet_dir or default_parquet_dir(args.warehouse),
         beam_args=tuple(beam_args), strict_fhir=args.strict_fhir,
         validation=ValidationConfig(completeness_goal=args.completeness_goal) if args.validate else None)

@@ -37,7 +37,7 @@ def _staged_observations(staging_dir: str) -> dict[tuple[str, str], list[dict[st
 
 
 def rejoin_feed_observations(staging_dir: str, patient_files: Sequence[str], ingested_at: dt.datetime,
-                             run_id: str, strict_fhir: bool) -> int:
+                             run_id: str, strict_fhir: bool, policy: Any = None) -> int:
     """Rewrites the staged rows of Patients that Observations in other files point at; returns how many."""
     observations = _staged_observations(staging_dir)
     if not observations or not patient_files:
@@ -50,7 +50,7 @@ def rejoin_feed_observations(staging_dir: str, patient_files: Sequence[str], ing
     hits = con.execute(f"""SELECT s.input_file, list(DISTINCT filename ORDER BY filename)
                            FROM read_parquet({sql_string_list(patient_files)}, filename = true) s
                            JOIN wanted USING (source, patient_id) GROUP BY s.input_file ORDER BY 1""").fetchall()
-    policy, rebuilt = load_policy(), 0
+    policy, rebuilt = policy or load_policy(), 0
     for input_file, staged_files in hits:
         contents = read_fhir_file(input_file, is_demographic_observation)  # once per input file
         for staged_file in staged_files:

@@ -11,7 +11,7 @@ import shutil
 import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from pipelines.errors import UsageError
 from pipelines.rejoin import rejoin_feed_observations
@@ -78,6 +78,7 @@ class LandingOptions:
     beam_args: tuple[str, ...] = ()
     strict_fhir: bool = True
     validation: ValidationConfig | None = field(default_factory=ValidationConfig)  # None: do not validate
+    policy: Any = None  # pipelines.normalize.Policy; None: the policy file shipped in the package
 
 
 def default_parquet_dir(warehouse: str) -> str:
@@ -105,9 +106,9 @@ def land_files(files: Sequence[tuple[str, str]], run_id: str, ingested_at: dt.da
                       / ingested_at.strftime("%H%M%S%f"))
     try:
         if files:
-            _run_beam(files, ingested_at, run_id, staging_dir, list(opts.beam_args), opts.strict_fhir)
+            _run_beam(files, ingested_at, run_id, staging_dir, opts)
         patient_files, rejected_files, file_stats = _collect_staging(staging_dir, counts)
-        rejoin_feed_observations(staging_dir, patient_files, ingested_at, run_id, opts.strict_fhir)
+        rejoin_feed_observations(staging_dir, patient_files, ingested_at, run_id, opts.strict_fhir, opts.policy)
         landed_at = dt.datetime.now(dt.timezone.utc)
         ledger_rows = [dict(row, landed_at=landed_at, run_id=run_id,
                             lag_seconds=_lag(row.get("arrived_at"), landed_at), **file_stats.get(row["input_file"], {}))
@@ -242,15 +243,16 @@ def ensure_runner(beam_args: list[str]) -> str:
     return DEFAULT_RUNNER
 
 
-def _run_beam(files: list[tuple[str, str]], started_at: dt.datetime, run_id: str, staging_dir: str,
-              beam_args: list[str], strict_fhir: bool) -> None:
+def _run_beam(files: Sequence[tuple[str, str]], started_at: dt.datetime, run_id: str, staging_dir: str,
+              opts: LandingOptions) -> None:
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
     from pipelines.beam.batch import BatchSettings, build_batch_pipeline
 
-    settings = BatchSettings(run_id=run_id, ingested_at=started_at, staging_dir=staging_dir, strict_fhir=strict_fhir)
-    pipeline = beam.Pipeline(options=PipelineOptions(beam_args))
+    settings = BatchSettings(run_id=run_id, ingested_at=started_at, staging_dir=staging_dir,
+                             strict_fhir=opts.strict_fhir, policy=opts.policy)
+    pipeline = beam.Pipeline(options=PipelineOptions(list(opts.beam_args)))
     build_batch_pipeline(pipeline, files, settings)
     state = pipeline.run().wait_until_finish()
     if str(state) not in ("DONE", "PipelineState.DONE"):

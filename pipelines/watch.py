@@ -19,7 +19,7 @@ import os
 import signal
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from pipelines.errors import UsageError
@@ -145,7 +145,7 @@ def watch(input_dir: str, opts: LandingOptions, source: str | None = None, poll_
     source = source or folder.resolve().name
     beam_args = list(opts.beam_args)
     runner = ensure_runner(beam_args)
-    landing_opts = LandingOptions(opts.warehouse, opts.parquet_dir, tuple(beam_args), opts.strict_fhir, None)
+    landing_opts = replace(opts, beam_args=tuple(beam_args), validation=None)  # validated per window instead
     started_at = dt.datetime.now(dt.timezone.utc)
     run_id = new_run_id(started_at)
     con = wh.connect(opts.warehouse)

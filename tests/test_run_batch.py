@@ -229,3 +229,31 @@ def test_non_editable_install_works_from_another_directory(tmp_path, sample_feed
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.startswith(str(target))
     assert query(elsewhere / "w.duckdb", "SELECT count(*) FROM patient_demographics")[0][0] == 273
+
+
+def test_a_policy_file_switches_a_rule_end_to_end(tmp_path, run_cli):
+    cdcrec = "urn:oid:2.16.840.1.113883.6.238"
+    patient = {"resourceType": "Patient", "id": "arab", "extension": [{
+        "url": "http://hl7.org/fhir/us/core/StructureDefinition/us-core-race", "extension": [
+            {"url": "ombCategory", "valueCoding": {"system": cdcrec, "code": "2106-3"}},
+            {"url": "detailed", "valueCoding": {"system": cdcrec, "code": "2129-5"}},
+            {"url": "text", "valueString": "Arab"}]}]}
+    feed = tmp_path / "feed"
+    feed.mkdir()
+    (feed / "p.json").write_text(json.dumps(patient))
+    policy = tmp_path / "policy.toml"
+    policy.write_text("[omb2024]\narab_as_mena = false\n")
+    default_wh, custom_wh = tmp_path / "default.duckdb", tmp_path / "custom.duckdb"
+    assert run_cli("run", "--input", feed, "--warehouse", default_wh)[0] == 0
+    assert run_cli("run", "--input", feed, "--warehouse", custom_wh, "--policy", policy)[0] == 0
+    assert query(default_wh, "SELECT omb2024_category FROM patient_demographics") == [("MENA",)]
+    assert query(custom_wh, "SELECT omb2024_category FROM patient_demographics") == [("WHITE",)]
+
+
+def test_a_bad_policy_file_is_a_one_line_error(tmp_path, run_cli):
+    policy = tmp_path / "policy.toml"
+    policy.write_text("[omb2024]\narab_as_mena = 'maybe'\n")
+    code, _, err = run_cli("run", "--input", tmp_path, "--warehouse", tmp_path / "w.duckdb", "--policy", policy)
+    assert code == 2 and "arab_as_mena" in err and len(err.strip().splitlines()) == 1
+    code, _, err = run_cli("run", "--input", tmp_path, "--policy", tmp_path / "missing.toml")
+    assert code == 2 and "cannot read policy file" in err

@@ -41,6 +41,7 @@ class BatchSettings:
     staging_dir: str
     strict_fhir: bool = True
     chunk_size: int = 10_000
+    policy: Any = None  # pipelines.normalize.Policy (frozen, picklable); None: the shipped policy file
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ class ReadAndNormalizeFileFn(beam.DoFn):
     def setup(self):
         from pipelines.normalize import is_demographic_observation, load_policy
 
-        self.policy = load_policy()
+        self.policy = self.settings.policy or load_policy()
         self.is_demographic_observation = is_demographic_observation
 
     def process(self, element: tuple[str, str]) -> Iterator[StagedChunk]:

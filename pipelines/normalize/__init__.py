@@ -130,9 +130,8 @@ def _combine_observations(
             warn.append(warning_codes.OBSERVATION_CONFLICT)
 
 
-def _consistency_warnings(race: Question, eth: Question, t: Tables, warn: list[str]) -> None:
-    if "2186-5" in eth.codes and any(c in t.hispanic for c in eth.codes):
-        warn.append(warning_codes.HISPANIC_CONFLICT)
+def _patient_warnings(race: Question, eth: Question, warn: list[str]) -> None:
+    """Contradictions inside the Patient itself (checked before Observations fill empty questions)."""
     for q in (race, eth):
         if (q.declined or q.unknown) and q.codes:
             warn.append(warning_codes.NULL_FLAVOR_WITH_CATEGORY)
@@ -156,9 +155,11 @@ def _normalize(patient: Mapping[str, Any], observations: Sequence[Any], policy: 
     t = tables()
     warn: list[str] = []
     race, eth = read_patient_extensions(patient, t, policy, warn).finish()
+    _patient_warnings(race, eth, warn)
     if observations:
         _combine_observations(race, eth, observations, t, policy, warn)
-    _consistency_warnings(race, eth, t, warn)
+    if "2186-5" in eth.codes and any(c in t.hispanic for c in eth.codes):
+        warn.append(warning_codes.HISPANIC_CONFLICT)
     categories = omb2024_categories(race.codes, eth.codes, t, policy)
     category = omb2024_category(categories, race, eth, race.codes)
     hispanic = any(c in t.hispanic for c in eth.codes)

@@ -114,7 +114,7 @@ def tables() -> Tables:
         null_flavor_by_code={
             r["code"].casefold(): (r["kind"], r["meaning"])
             for r in nulls
-            if r["code"] in ("ASKU", "UNK", "asked-declined", "asked-unknown")
+            if r["without_system"] == "yes"
         },
         v2={(r["table"], r["code"]): (r["target"], r["warning"]) for r in read_rows("v2_tables.csv")},
         cms_race={r["code"]: r["target"] for r in read_rows("cms_race.csv")},

@@ -330,7 +330,7 @@ CASES = [
          observations=({"resourceType": "Observation", "status": "final", "code": {"coding": [{"system": LOINC, "code": "32624-9"}]},
                         "valueString": "Asian"},)),
     Case("obs--patient-unk-is-none", patient(race(UNK)), cat("WHITE"), observations=(obs("72826-1", coding("2106-3")),),
-         absent_warnings=("observation_conflict",)),
+         absent_warnings=("observation_conflict", "null_flavor_with_category")),
     Case("obs--patient-not-hispanic-only-is-none", patient(eth("2186-5")), cat("HISPANIC"), observations=(obs("69490-1", coding("2135-2")),),
          warnings=("hispanic_conflict",)),
     Case("obs--cdcrec-code-under-loinc-answer", patient(), cat("UNKNOWN"), observations=(obs("72826-1", coding("2106-3", LOINC)),),

@@ -165,7 +165,7 @@ def _check_category_agrees(result: dict[str, Any]) -> None:
     assert result["race_ethnicity_status"] == expected_status
 
 
-SETTINGS = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @SETTINGS
@@ -221,7 +221,7 @@ def test_adding_not_hispanic_never_changes_the_2024_result(data: Any, patient: d
         assert before[key] == after[key], key
 
 
-@settings(max_examples=800, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data(), patients(), st.lists(observations(), max_size=2))
 def test_any_json_value_anywhere_never_raises(data: Any, patient: dict[str, Any], obs: list[dict[str, Any]]) -> None:
     container = {"patient": patient, "obs": obs}
