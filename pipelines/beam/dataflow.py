@@ -97,7 +97,7 @@ class ReadGcsNotifications(beam.PTransform):
     def expand(self, pipeline):
         return (pipeline
                 | "ReadFromPubSub" >> beam.io.ReadFromPubSub(subscription=self.subscription, with_attributes=True)
-                | "ParseObjectFinalize" >> beam.ParDo(ParseObjectFinalizeFn())
+                | "ParseObjectFinalize" >> beam.ParDo(ParseObjectFinalizeFn()).with_output_types(tuple[str, str])
                 | "DropRedeliveries" >> Deduplicate(processing_time_duration=REDELIVERY_WINDOW)
                 | "Path" >> beam.Map(lambda path_and_generation: path_and_generation[0]))
 
@@ -189,7 +189,7 @@ def source_partition_naming(base_path: str) -> Callable[..., str]:
     def name(window_, pane, shard_index, total_shards, compression, destination):
         folder = f"source={destination}"
         try:
-            FileSystems.mkdirs(FileSystems.join(base_path, folder))
+            FileSystems.mkdirs(f"{base_path}/{folder}")
         except OSError:  # already there
             pass
         return folder + "/" + fileio.default_file_naming("part", ".parquet")(
@@ -203,7 +203,7 @@ class WriteParquetBySource(beam.PTransform):
 
     def __init__(self, prefix: str, table: str):
         super().__init__()
-        self.path = FileSystems.join(prefix, table)
+        self.path = f"{prefix.rstrip('/')}/{table}"  # not FileSystems.join: gs:// needs GCS libs to build the graph
         self.table = table
 
     def expand(self, rows):

@@ -215,6 +215,21 @@ def add_derived_columns(frame: pd.DataFrame, wanted: Mapping[str, Mapping[str, A
     return frame.assign(**derived) if derived else frame.copy(deep=False)
 
 
+def hashable_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """The batch with list columns turned into text, for GX.
+
+    GX fingerprints every batch with pandas' row hashing, which fails on list values and then falls back to
+    pickling the whole frame: that was 1.3 s of a 2.8 s validation of 10k rows. The suites read list columns
+    only through the derived columns, which are computed before this.
+    """
+    listy = [name for name in frame.columns if frame[name].dtype == object
+             and any(isinstance(v, (list, tuple, np.ndarray)) for v in frame[name].head(50))]
+    if not listy:
+        return frame
+    return frame.assign(**{name: frame[name].map(
+        lambda v: "|".join(map(str, v)) if isinstance(v, (list, tuple, np.ndarray)) else v) for name in listy})
+
+
 # --- run-time parameters --------------------------------------------------------------------------------------
 
 BIRTH_DATE_TOLERANCE = dt.timedelta(days=1)     # a birth "today" in a time zone ahead of UTC

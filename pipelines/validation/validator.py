@@ -18,7 +18,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from pipelines.validation.checks import add_derived_columns, suite_parameters
+from pipelines.validation.checks import add_derived_columns, hashable_frame, suite_parameters
 from pipelines.validation.config import ValidationConfig
 from pipelines.validation.suites import ExpectationSpec, SuiteSpec, load_suites
 
@@ -155,7 +155,7 @@ class Validator:
         started = time.perf_counter()
         validated_at = dt.datetime.now(dt.timezone.utc)
         frame = add_derived_columns(patients, self._derived)
-        batch = self._batch_definition.get_batch(batch_parameters={"dataframe": frame})
+        batch = self._batch_definition.get_batch(batch_parameters={"dataframe": hashable_frame(frame)})
         result = batch.validate(self._suite, expectation_parameters=suite_parameters(frame),
                                 result_format=RESULT_FORMAT)
 
