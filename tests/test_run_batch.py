@@ -257,3 +257,14 @@ def test_a_bad_policy_file_is_a_one_line_error(tmp_path, run_cli):
     assert code == 2 and "arab_as_mena" in err and len(err.strip().splitlines()) == 1
     code, _, err = run_cli("run", "--input", tmp_path, "--policy", tmp_path / "missing.toml")
     assert code == 2 and "cannot read policy file" in err
+
+
+def test_every_sample_encoding_lands_with_its_source_format(landed):
+    formats = {r[0] for r in query(landed, "SELECT DISTINCT race_source_format FROM patient_demographics")}
+    assert {"us-core", "us-core-legacy-value", "cms-bluebutton", "text-only", "absent", "observation"} <= formats
+    statuses = dict(query(landed, "SELECT race_ethnicity_status, count(*) FROM patient_demographics GROUP BY 1"))
+    assert set(statuses) == {"reported", "declined", "unknown"}
+    languages = {r[0] for r in query(landed, "SELECT DISTINCT preferred_language FROM patient_demographics")}
+    assert {"en", "es", "zh", "vi", "ar"} <= languages and "en-US" not in languages
+    assert query(landed, "SELECT count(*) FROM patient_demographics WHERE state = 'CA' AND postal_code IS NOT NULL "
+                         "AND birth_date IS NOT NULL AND administrative_gender IS NOT NULL")[0][0] > 250

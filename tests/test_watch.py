@@ -108,6 +108,9 @@ def test_watch_lands_live_survives_sigkill_and_never_duplicates(tmp_path):
     assert runs[1][2] == 30005  # the restart read big.ndjson and c.ndjson, nothing landed before the kill
     lags = _read(warehouse, "SELECT count(*) FROM ingested_files WHERE lag_seconds >= 0")[0][0]
     assert lags == 6
+    # the clean stop validated what the restarted watcher landed in its (last) window
+    windows = _read(warehouse, "SELECT DISTINCT scope, source, run_id FROM validation_results")
+    assert windows == [("window", "qhio", _read(warehouse, "SELECT max(run_id) FROM runs")[0][0])]
 
 
 def test_a_changed_file_under_the_same_name_is_new_data(tmp_path):

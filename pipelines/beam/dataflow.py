@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import logging
 import sys
+import uuid
 from dataclasses import replace
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
@@ -20,7 +21,8 @@ import pyarrow.parquet as pq
 from apache_beam.io import fileio
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
-from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions, StandardOptions
+from apache_beam.options.value_provider import StaticValueProvider
 from apache_beam.transforms import window
 from apache_beam.transforms.deduplicate import Deduplicate
 from apache_beam.utils.timestamp import Duration
@@ -208,9 +210,12 @@ class WriteParquetBySource(beam.PTransform):
 
     def expand(self, rows):
         table = self.table
+        # Temp files under --temp_location, not beside the output (where fileio leaves a .temp folder behind).
+        temp_root = rows.pipeline.options.view_as(GoogleCloudOptions).temp_location or self.path
         return rows | "WriteToFiles" >> fileio.WriteToFiles(
             path=self.path, destination=lambda row: row["source"], sink=lambda _destination: ParquetSink(table),
-            file_naming=source_partition_naming(self.path), shards=1, max_writers_per_bundle=0)
+            file_naming=source_partition_naming(self.path), shards=1, max_writers_per_bundle=0,
+            temp_directory=StaticValueProvider(str, f"{temp_root.rstrip('/')}/.temp-{table}-{uuid.uuid4().hex}"))
 
 
 def write_to_bigquery(dataset: str, table: str, schema_table: str, partition_field: str,
