@@ -64,8 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "--direct_num_workers=2; the default runner is FnApiRunner, which runs offline).",
         epilog="example: demographics run --input samples/ --warehouse warehouse.duckdb")
     run.add_argument("--input", nargs="+", required=True, metavar="PATH", help="files or directories to read")
-    run.add_argument("--warehouse", default=DEFAULT_WAREHOUSE, metavar="FILE",
-                     help=f"DuckDB warehouse file (default {DEFAULT_WAREHOUSE}; created when missing)")
+    _warehouse_option(run, creates=True)
     run.add_argument("--source", metavar="NAME", help="feed name (default: the input directory's name)")
     run.add_argument("--parquet-dir", metavar="DIR",
                      help="where the Parquet copy goes (default: <warehouse name>_parquet/ beside the warehouse)")
@@ -89,8 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "landing, so other processes can query it read-only in between.",
         epilog="example: demographics watch --input /data/qhio-drop --warehouse warehouse.duckdb")
     watch.add_argument("--input", required=True, metavar="DIR", help="the drop folder to watch")
-    watch.add_argument("--warehouse", default=DEFAULT_WAREHOUSE, metavar="FILE",
-                       help=f"DuckDB warehouse file (default {DEFAULT_WAREHOUSE}; created when missing)")
+    _warehouse_option(watch, creates=True)
     watch.add_argument("--source", metavar="NAME", help="feed name (default: the folder's name)")
     watch.add_argument("--parquet-dir", metavar="DIR", help="where the Parquet copy goes (as for run)")
     watch.add_argument("--poll-interval", type=_positive, default=1.0, metavar="SECONDS",
@@ -110,8 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Shows recent runs, files landed and waiting in the drop folder, the lag between a file's "
                     "arrival and its landing, rejects by reason, and completeness per source now and over time. "
                     "Opens the warehouse read-only, so it works while `watch` runs.")
-    status.add_argument("--warehouse", default=DEFAULT_WAREHOUSE, metavar="FILE",
-                        help=f"DuckDB warehouse file (default {DEFAULT_WAREHOUSE})")
+    _warehouse_option(status, creates=False)
     status.add_argument("--input", nargs="+", metavar="DIR",
                         help="drop folders to count waiting files in (default: the latest watch's folder)")
     status.add_argument("--recent", type=int, default=10, metavar="N", help="how many runs and points to show")
@@ -121,11 +118,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Runs the Great Expectations suites of expectations/ on patient_demographics, per source and "
                     "on the whole warehouse; prints a summary; stores the results in validation_results. Exit 0 "
                     "when every expectation passes, 1 when one fails.")
-    validate.add_argument("--warehouse", default=DEFAULT_WAREHOUSE, metavar="FILE",
-                          help=f"DuckDB warehouse file (default {DEFAULT_WAREHOUSE})")
+    _warehouse_option(validate, creates=False)
     validate.add_argument("--html", metavar="FILE", help="also write the summary as a self-contained HTML page")
     _validation_options(validate)
     return parser
+
+
+def _warehouse_option(parser: argparse.ArgumentParser, creates: bool) -> None:
+    parser.add_argument("--warehouse", default=DEFAULT_WAREHOUSE, metavar="FILE",
+                        help=f"DuckDB warehouse file (default {DEFAULT_WAREHOUSE})" + ("; created when missing" if creates else ""))
 
 
 def _policy_option(parser: argparse.ArgumentParser) -> None:
@@ -225,11 +226,8 @@ def _cmd_status(args: argparse.Namespace, _: list[str]) -> int:
     from pipelines import warehouse as wh
     from pipelines.status import collect_status, render_status
 
-    con = wh.connect(args.warehouse, read_only=True)
-    try:
+    with wh.connect(args.warehouse, read_only=True) as con:
         print(render_status(collect_status(con, args.input, args.recent)))
-    finally:
-        con.close()
     return EXIT_OK
 
 
@@ -241,14 +239,12 @@ def _cmd_validate(args: argparse.Namespace, _: list[str]) -> int:
     from pipelines.validation import (NoPatientsError, ValidationConfig, exit_code, summary_table,
                                       validate_warehouse, write_html_summary)
 
-    con = wh.connect(args.warehouse, create=False)
     try:
-        rows = validate_warehouse(con, new_run_id(dt.datetime.now(dt.timezone.utc)),
-                                  ValidationConfig(completeness_goal=args.completeness_goal))
+        with wh.connect(args.warehouse, create=False) as con:
+            rows = validate_warehouse(con, new_run_id(dt.datetime.now(dt.timezone.utc)),
+                                      ValidationConfig(completeness_goal=args.completeness_goal))
     except NoPatientsError as err:
         raise UsageError(str(err)) from None
-    finally:
-        con.close()
     print(summary_table(rows))
     if args.html:
         write_html_summary(rows, args.html)

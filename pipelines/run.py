@@ -113,29 +113,29 @@ def land_files(files: Sequence[tuple[str, str]], run_id: str, ingested_at: dt.da
         ledger_rows = [dict(row, landed_at=landed_at, run_id=run_id,
                             lag_seconds=_lag(row.get("arrived_at"), landed_at), **file_stats.get(row["input_file"], {}))
                        for row in ledger]
-        con = wh.connect(opts.warehouse)
-        try:
+        with wh.connect(opts.warehouse) as con:
             wh.commit_staged(con, patient_files, rejected_files, counts, ledger_rows)
             sources = sorted({s for _, s in files})
             if sources:
                 wh.export_parquet(con, opts.parquet_dir, sources)
-        finally:
-            con.close()
         if opts.validation is None or not patient_files:
             return []
         rows = _validate_batch(patient_files, run_id, opts.validation, scope, window)
-        con = wh.connect(opts.warehouse)
-        try:
-            from pipelines.validation import store_results
-
-            store_results(con, rows)
-        finally:
-            con.close()
+        store_validation(opts.warehouse, rows)
         return rows
     finally:
         shutil.rmtree(staging_dir, ignore_errors=True)
         for parent in (Path(staging_dir).parent, Path(staging_dir).parent.parent):
             _remove_if_empty(parent)
+
+
+def store_validation(warehouse: str, rows: list[dict]) -> None:
+    """Stores validation_results rows, holding the warehouse only for the insert."""
+    from pipelines import warehouse as wh
+    from pipelines.validation import store_results
+
+    with wh.connect(warehouse) as con:
+        store_results(con, rows)
 
 
 def _lag(arrived_at: dt.datetime | None, landed_at: dt.datetime) -> float | None:
@@ -171,11 +171,8 @@ def run_batch(inputs: Sequence[str], opts: LandingOptions, source: str | None = 
     beam_args = list(opts.beam_args)
     runner = ensure_runner(beam_args)
     opts = replace(opts, beam_args=tuple(beam_args))
-    con = wh.connect(opts.warehouse)
-    try:
+    with wh.connect(opts.warehouse) as con:  # closed before Beam runs: never hold the single-writer lock
         wh.start_run(con, run_id, "batch", sources, [str(Path(p).resolve()) for p in inputs], runner, started_at)
-    finally:
-        con.close()  # never hold the single-writer lock while Beam runs
     if not files:
         log.warning("no input files found under %s", ", ".join(inputs))
     counts = RunCounts()
@@ -214,11 +211,8 @@ def finish(warehouse: str, run_id: str, status: str, counts: RunCounts, ended_at
     from pipelines import warehouse as wh
 
     try:
-        con = wh.connect(warehouse)
-        try:
+        with wh.connect(warehouse) as con:
             wh.finish_run(con, run_id, status, counts, ended_at, message)
-        finally:
-            con.close()
     except Exception:
         if not quiet:
             raise

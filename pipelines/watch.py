@@ -24,7 +24,7 @@ from pathlib import Path
 
 from pipelines.errors import UsageError
 from pipelines.run import (LandingOptions, ensure_runner, file_ledger_entry, finish, is_ignored_name, land_files,
-                           new_run_id)
+                           new_run_id, store_validation)
 from pipelines.warehouse import LEDGER_TABLE, RunCounts
 
 log = logging.getLogger(__name__)
@@ -96,8 +96,7 @@ def _load_state(warehouse: str, source: str) -> WatchState:
     from pipelines import warehouse as wh
 
     state = WatchState()
-    con = wh.connect(warehouse)
-    try:
+    with wh.connect(warehouse) as con:
         wh.ensure_tables(con)
         for path, digest, status in con.execute(
                 f"SELECT input_file, content_sha256, status FROM {LEDGER_TABLE} WHERE source = ? ORDER BY landed_at",
@@ -105,8 +104,6 @@ def _load_state(warehouse: str, source: str) -> WatchState:
             state.known.add((path, digest))
             if status == "landed":
                 state.first_path_by_hash.setdefault(digest, path)
-    finally:
-        con.close()
     return state
 
 
@@ -148,11 +145,8 @@ def watch(input_dir: str, opts: LandingOptions, source: str | None = None, poll_
     landing_opts = replace(opts, beam_args=tuple(beam_args), validation=None)  # validated per window instead
     started_at = dt.datetime.now(dt.timezone.utc)
     run_id = new_run_id(started_at)
-    con = wh.connect(opts.warehouse)
-    try:
+    with wh.connect(opts.warehouse) as con:
         wh.start_run(con, run_id, "watch", [source], [str(folder.resolve())], runner, started_at)
-    finally:
-        con.close()
     state = _load_state(opts.warehouse, source)
     counts = RunCounts()
     validation_rows: list[dict] = []
@@ -221,21 +215,14 @@ def _validate_window(opts: LandingOptions, run_id: str, source: str, start: dt.d
                      end: dt.datetime) -> list[dict]:
     """Runs the suites on the patients this watcher landed in [start, end) and stores the results."""
     from pipelines import warehouse as wh
-    from pipelines.validation import shared_validator, store_results
+    from pipelines.validation import shared_validator
 
-    con = wh.connect(opts.warehouse)
-    try:
+    with wh.connect(opts.warehouse) as con:
         frame = con.execute("SELECT * FROM patient_demographics WHERE run_id = ? AND ingested_at >= ? "
                             "AND ingested_at < ? ORDER BY patient_id", [run_id, start, end]).fetchdf()
-    finally:
-        con.close()
     if frame.empty:
         return []
     rows = shared_validator(opts.validation).validate(frame, scope="window", source=source, run_id=run_id,
                                                       window_start=start, window_end=end)
-    con = wh.connect(opts.warehouse)
-    try:
-        store_results(con, rows)
-    finally:
-        con.close()
+    store_validation(opts.warehouse, rows)
     return rows
