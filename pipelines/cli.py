@@ -6,7 +6,7 @@ import logging
 import sys
 from typing import Sequence
 
-from pipelines.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_VALIDATION_FAILED, UsageError
+from pipelines.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_VALIDATION_FAILED, UsageError
 
 DEFAULT_WAREHOUSE = "./warehouse.duckdb"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -270,6 +270,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("demographics: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception as err:  # a failure of the run itself, not of a record: one line, details at DEBUG
+        logging.getLogger(__name__).debug("failure", exc_info=True)
+        first = str(err).splitlines()[0] if str(err) else ""
+        print(f"demographics: failed: {type(err).__name__}: {first} (details with --log-level DEBUG)",
+              file=sys.stderr)
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ Bad records are never errors: they are dead letters (`rejected_records`) and the
 EXIT_OK = 0
 EXIT_VALIDATION_FAILED = 1
 EXIT_USAGE = 2
+EXIT_FAILED = 3  # an unexpected failure of the run itself (recorded in `runs` as failed)
 EXIT_INTERRUPTED = 130
 
 

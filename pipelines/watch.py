@@ -206,7 +206,7 @@ def _poll_once(folder: Path, source: str, state: WatchState, run_id: str, opts: 
                      os.path.basename(entry["duplicate_of"]))
         else:
             state.files_landed += 1
-    finish(opts.warehouse, run_id, "running", counts, dt.datetime.now(dt.timezone.utc))
+    finish(opts.warehouse, run_id, "running", counts, dt.datetime.now(dt.timezone.utc), quiet=True)
     log.info("landed %d files (%d duplicates); totals: %d files, %d patients, %d rejected",
              len(to_land), len(ledger) - len(to_land), state.files_landed, counts.patients_landed, counts.rejected)
 

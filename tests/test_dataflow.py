@@ -3,6 +3,7 @@ every transform pickled, and the streaming Parquet sink and the batch variant ru
 import datetime as dt
 import importlib.util
 import tarfile
+import tempfile
 from pathlib import Path
 
 import apache_beam as beam
@@ -39,6 +40,14 @@ needs_bigquery = pytest.mark.skipif(importlib.util.find_spec("apitools") is None
 needs_dataflow_client = pytest.mark.skipif(
     importlib.util.find_spec("apitools") is None or importlib.util.find_spec("google.cloud.dataflow") is None,
     reason="DataflowRunner submission needs google-cloud-dataflow-client and google-apitools (apache-beam[gcp])")
+
+
+
+@pytest.fixture(autouse=True)
+def _temp_dirs_in_tmp_path(tmp_path, monkeypatch):
+    """Beam makes a temp dir per Pipeline (and DataflowRunner a staging dir) and removes it only after a run."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+
 
 FINALIZE = {"eventType": "OBJECT_FINALIZE", "bucketId": "drops", "objectId": "qhio-a/2026/bundle-1.json",
             "objectGeneration": "1700000000000001"}

@@ -268,3 +268,15 @@ def test_every_sample_encoding_lands_with_its_source_format(landed):
     assert {"en", "es", "zh", "vi", "ar"} <= languages and "en-US" not in languages
     assert query(landed, "SELECT count(*) FROM patient_demographics WHERE state = 'CA' AND postal_code IS NOT NULL "
                          "AND birth_date IS NOT NULL AND administrative_gender IS NOT NULL")[0][0] > 250
+
+
+def test_a_failing_run_is_one_line_exit_3_and_recorded_as_failed(sample_feed, tmp_path):
+    warehouse = tmp_path / "w.duckdb"
+    result = _cli("run", "--input", sample_feed / "single-patient.json", "--warehouse", warehouse,
+                  "--runner=NoSuchRunner", cwd=tmp_path)
+    assert result.returncode == 3, result.stderr
+    errors = [line for line in result.stderr.splitlines() if " INFO " not in line]
+    assert len(errors) == 1 and errors[0].startswith("demographics: failed:") and "Traceback" not in result.stderr
+    status, message = query(warehouse, "SELECT status, message FROM runs")[0]
+    assert status == "failed" and "NoSuchRunner" in message
+    assert query(warehouse, "SELECT count(*) FROM patient_demographics")[0][0] == 0

@@ -182,7 +182,7 @@ class ParquetSink(fileio.FileSink):
 
 
 def source_partition_naming(base_path: str) -> Callable[..., str]:
-    """File naming `source=<name>/<table>-<window>-<shard>.parquet` (Hive partition by source).
+    """File naming `source=<name>/part-<window start>-<window end>-<shard>-of-<shards>.parquet` (Hive partition).
 
     It also creates the partition folder: fileio renames temp files into place without creating parent
     folders and swallows a failed rename at DEBUG level, losing the file on a local or HDFS path (GCS has no
