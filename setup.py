@@ -56,7 +56,16 @@ setup(
             "pytest==9.2.0",
             "pytest-timeout==2.4.0",
             "hypothesis==6.170.15",
+            # The least that lets the Dataflow graph with its BigQuery sinks be built (not run) in tests.
+            "google-apitools==0.5.31",
+            "regex==2026.11.15",
+            "google-auth==2.62.2",
+            "google-auth-httplib2==0.2.1",
+            "google-cloud-storage==3.17.1",
+            "google-cloud-dataflow-client==0.13.0",
         ],
+        # The machine that launches Dataflow jobs (docs/dataflow.md).
+        "gcp": ["apache-beam[gcp]==2.77.0"],
     },
     entry_points={"console_scripts": ["demographics = pipelines.cli:main"]},
 )

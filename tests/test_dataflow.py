@@ -42,7 +42,6 @@ needs_dataflow_client = pytest.mark.skipif(
     reason="DataflowRunner submission needs google-cloud-dataflow-client and google-apitools (apache-beam[gcp])")
 
 
-
 @pytest.fixture(autouse=True)
 def _temp_dirs_in_tmp_path(tmp_path, monkeypatch):
     """Beam makes a temp dir per Pipeline (and DataflowRunner a staging dir) and removes it only after a run."""

@@ -37,7 +37,7 @@ class BatchSettings:
     """What every worker needs to know about the run (picklable)."""
 
     run_id: str
-    ingested_at: dt.datetime
+    ingested_at: dt.datetime | None  # None: when each file is read (a streaming job has no single start)
     staging_dir: str
     strict_fhir: bool = True
     chunk_size: int = 10_000
@@ -83,15 +83,16 @@ class ReadAndNormalizeFileFn(beam.DoFn):
     def process(self, element: tuple[str, str]) -> Iterator[StagedChunk]:
         path, source = element
         s = self.settings
+        ingested_at = s.ingested_at or dt.datetime.now(dt.timezone.utc)
         contents = read_fhir_file(path, self.is_demographic_observation, opener=_open_raw)
         key = file_key(path)
         patients = []
         for ordinal, found in enumerate(contents.patients):
-            row = patient_row(found, source=source, input_file=path, ingested_at=s.ingested_at, run_id=s.run_id,
+            row = patient_row(found, source=source, input_file=path, ingested_at=ingested_at, run_id=s.run_id,
                               strict_fhir=s.strict_fhir, policy=self.policy)
             row[ORDINAL_COLUMN] = ordinal
             patients.append(row)
-        rejected = [rejected_row(r, source=source, input_file=path, rejected_at=s.ingested_at, run_id=s.run_id)
+        rejected = [rejected_row(r, source=source, input_file=path, rejected_at=ingested_at, run_id=s.run_id)
                     for r in contents.rejections]
         for start in range(0, len(patients), s.chunk_size):
             yield StagedChunk("patients", key, start // s.chunk_size, patients[start:start + s.chunk_size])

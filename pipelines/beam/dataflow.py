@@ -12,7 +12,6 @@ import json
 import logging
 import sys
 import uuid
-from dataclasses import replace
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import apache_beam as beam
@@ -27,8 +26,7 @@ from apache_beam.transforms import window
 from apache_beam.transforms.deduplicate import Deduplicate
 from apache_beam.utils.timestamp import Duration
 
-from pipelines.beam.batch import (METRICS_NAMESPACE, ORDINAL_COLUMN, BatchSettings, ReadAndNormalizeFileFn,
-                                  ReadFhirFiles, StagedChunk)
+from pipelines.beam.batch import METRICS_NAMESPACE, ORDINAL_COLUMN, BatchSettings, ReadFhirFiles, StagedChunk
 from pipelines.errors import UsageError
 from pipelines.records import PATIENT_TABLE, REJECTED_TABLE, arrow_schema, bigquery_schema
 from pipelines.run import is_ignored_name, new_run_id
@@ -121,28 +119,6 @@ class MatchGcsFiles(beam.PTransform):
 def _object_name(path: str) -> str:
     """`gs://bucket/a/b.json` -> `a/b.json`; a local path is kept (the batch variant also runs on local globs)."""
     return path.split("/", 3)[3] if path.startswith("gs://") and path.count("/") >= 3 else path
-
-
-class ReadAndNormalizeArrivingFileFn(ReadAndNormalizeFileFn):
-    """The batch DoFn, with `ingested_at` taken when each file is read: a streaming job has no single run start,
-    and "latest ingestion wins" needs the real arrival order."""
-
-    def process(self, element: tuple[str, str]) -> Iterator[StagedChunk]:
-        self.settings = replace(self.settings, ingested_at=dt.datetime.now(dt.timezone.utc))
-        yield from super().process(element)
-
-
-class ReadArrivingFiles(beam.PTransform):
-    """Streaming counterpart of batch.ReadFhirFiles: the same spread of file names, the same reading DoFn."""
-
-    def __init__(self, settings: BatchSettings):
-        super().__init__()
-        self.settings = settings
-
-    def expand(self, files):
-        return (files
-                | "SpreadFiles" >> beam.Reshuffle()
-                | "ReadAndNormalize" >> beam.ParDo(ReadAndNormalizeArrivingFileFn(self.settings)))
 
 
 class SplitStagedChunksFn(beam.DoFn):
@@ -273,17 +249,16 @@ def build_dataflow_pipeline(pipeline: beam.Pipeline, options: PipelineOptions) -
     if opts.input and streaming:
         raise UsageError("--input is a batch input; drop --streaming")
     started_at = dt.datetime.now(dt.timezone.utc)
-    settings = BatchSettings(run_id="dataflow-" + new_run_id(started_at), ingested_at=started_at, staging_dir="",
-                             strict_fhir=opts.strict_fhir)
+    # Streaming: ingestion time is when each file is read, so that "latest ingestion wins" follows arrival.
+    settings = BatchSettings(run_id="dataflow-" + new_run_id(started_at), ingested_at=None if streaming else started_at,
+                             staging_dir="", strict_fhir=opts.strict_fhir)
     source = opts.source
     if streaming:
         paths = pipeline | "ReadGcsNotifications" >> ReadGcsNotifications(opts.subscription)
-        chunks = (paths | "WithSource" >> beam.Map(lambda path: (path, source))
-                  | "ReadFhirFiles" >> ReadArrivingFiles(settings))
     else:
         paths = pipeline | "MatchGcsFiles" >> MatchGcsFiles(opts.input)
-        chunks = (paths | "WithSource" >> beam.Map(lambda path: (path, source))
-                  | "ReadFhirFiles" >> ReadFhirFiles(settings))
+    chunks = (paths | "WithSource" >> beam.Map(lambda path: (path, source))
+              | "ReadFhirFiles" >> ReadFhirFiles(settings))
     rows = chunks | "SplitRows" >> beam.ParDo(SplitStagedChunksFn()).with_outputs(REJECTED_TABLE, main=PATIENT_TABLE)
     for table, partition_field, clustering in ((PATIENT_TABLE, "ingested_at", ("source", "patient_id")),
                                                (REJECTED_TABLE, "rejected_at", ("source", "reason"))):
