@@ -92,7 +92,7 @@ def new_run_id(started_at: dt.datetime) -> str:
 
 
 def land_files(files: Sequence[tuple[str, str]], run_id: str, ingested_at: dt.datetime, opts: LandingOptions,
-               counts: RunCounts, ledger: Sequence[dict] = (), scope: str = "source",
+               counts: RunCounts, ledger: Sequence[dict] | None = None, scope: str = "source",
                window: tuple[dt.datetime, dt.datetime] | None = None) -> list[dict]:
     """Reads, normalizes and lands one batch of files; returns the batch's validation_results rows.
 
@@ -110,8 +110,12 @@ def land_files(files: Sequence[tuple[str, str]], run_id: str, ingested_at: dt.da
         patient_files, rejected_files, file_stats = _collect_staging(staging_dir, counts)
         rejoin_feed_observations(staging_dir, patient_files, ingested_at, run_id, opts.strict_fhir, opts.policy)
         landed_at = dt.datetime.now(dt.timezone.utc)
+        if ledger is None:  # batch: every file read is landed; its hash and size come from the reading worker
+            ledger = [{"source": st["source"], "input_file": path, "content_sha256": st["content_sha256"],
+                       "size_bytes": st["size_bytes"], "status": "landed"} for path, st in file_stats.items()]
         ledger_rows = [dict(row, landed_at=landed_at, run_id=run_id,
-                            lag_seconds=_lag(row.get("arrived_at"), landed_at), **file_stats.get(row["input_file"], {}))
+                            lag_seconds=_lag(row.get("arrived_at"), landed_at),
+                            **{k: v for k, v in file_stats.get(row["input_file"], {}).items() if k in LEDGER_COUNTS})
                        for row in ledger]
         with wh.connect(opts.warehouse) as con:
             wh.commit_staged(con, patient_files, rejected_files, counts, ledger_rows)
@@ -136,6 +140,9 @@ def store_validation(warehouse: str, rows: list[dict]) -> None:
 
     with wh.connect(warehouse) as con:
         store_results(con, rows)
+
+
+LEDGER_COUNTS = ("records_in", "patients_landed", "rejected", "other_resources")
 
 
 def _lag(arrived_at: dt.datetime | None, landed_at: dt.datetime) -> float | None:
@@ -179,8 +186,7 @@ def run_batch(inputs: Sequence[str], opts: LandingOptions, source: str | None = 
     result = RunResult(run_id, opts.warehouse, opts.parquet_dir, counts, sources, started_at)
     try:
         log.info("reading %d files with %s", len(files), runner)
-        ledger = [file_ledger_entry(path, src) for path, src in files]
-        result.validation_rows = land_files(files, run_id, started_at, opts, counts, ledger)
+        result.validation_rows = land_files(files, run_id, started_at, opts, counts)
         result.ended_at = dt.datetime.now(dt.timezone.utc)
         finish(opts.warehouse, run_id, "succeeded" if counts.reconciles else "unreconciled", counts, result.ended_at)
     except BaseException as err:
@@ -260,8 +266,7 @@ def _collect_staging(staging_dir: str, counts: RunCounts) -> tuple[list[str], li
         with open(stats_file, encoding="utf-8") as fh:
             stats = json.loads(fh.readline())
         counts.add_file_stats(stats)
-        per_file[stats["input_file"]] = {k: stats[k] for k in ("records_in", "patients_landed", "rejected",
-                                                               "other_resources")}
+        per_file[stats["input_file"]] = stats
     patient_files = sorted(glob.glob(os.path.join(staging_dir, "patients", "*.parquet")))
     rejected_files = sorted(glob.glob(os.path.join(staging_dir, "rejected", "*.parquet")))
     return patient_files, rejected_files, per_file

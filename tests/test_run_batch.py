@@ -280,3 +280,15 @@ def test_a_failing_run_is_one_line_exit_3_and_recorded_as_failed(sample_feed, tm
     status, message = query(warehouse, "SELECT status, message FROM runs")[0]
     assert status == "failed" and "NoSuchRunner" in message
     assert query(warehouse, "SELECT count(*) FROM patient_demographics")[0][0] == 0
+
+
+def test_the_ledger_names_every_file_with_its_content_hash(sample_feed, landed):
+    import hashlib
+
+    ledger = {Path(r[0]).name: r[1:] for r in query(
+        landed, "SELECT input_file, content_sha256, size_bytes, status, records_in FROM ingested_files")}
+    assert set(ledger) == {p.name for p in sample_feed.iterdir()}
+    for path in sample_feed.iterdir():  # hashed while read, including files the reader stops reading early
+        data = path.read_bytes()
+        assert ledger[path.name][:3] == (hashlib.sha256(data).hexdigest(), len(data), "landed")
+    assert sum(r[3] for r in ledger.values()) == query(landed, "SELECT records_in FROM runs")[0][0]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import io
 import json
 import logging
 import os
@@ -59,9 +60,30 @@ def file_key(path: str) -> str:
     return hashlib.sha256(path.encode()).hexdigest()[:20]
 
 
-def _open_raw(path: str):
-    # Content decides about gzip, not the extension: ask Beam for the bytes as they are.
-    return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+class _HashingReader(io.RawIOBase):
+    """Passes a file's bytes through while hashing them, so the ledger's content hash costs no second read."""
+
+    def __init__(self, raw):
+        self.raw, self.digest, self.size = raw, hashlib.sha256(), 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self.raw.read(len(buffer))
+        buffer[:len(data)] = data
+        self.digest.update(data)
+        self.size += len(data)
+        return len(data)
+
+    def close(self) -> None:
+        """Hashes what the reader left unread (it stops early on a binary or truncated file), then closes."""
+        if not self.closed:
+            for block in iter(lambda: self.raw.read(1 << 20), b""):
+                self.digest.update(block)
+                self.size += len(block)
+            self.raw.close()
+        super().close()
 
 
 class ReadAndNormalizeFileFn(beam.DoFn):
@@ -84,7 +106,15 @@ class ReadAndNormalizeFileFn(beam.DoFn):
         path, source = element
         s = self.settings
         ingested_at = s.ingested_at or dt.datetime.now(dt.timezone.utc)
-        contents = read_fhir_file(path, self.is_demographic_observation, opener=_open_raw)
+        hashed: list[_HashingReader] = []
+
+        def open_hashed(p: str) -> _HashingReader:
+            # Content decides about gzip, not the extension: ask Beam for the bytes as they are.
+            hashed.append(_HashingReader(FileSystems.open(p, compression_type=CompressionTypes.UNCOMPRESSED)))
+            return hashed[0]
+
+        contents = read_fhir_file(path, self.is_demographic_observation, opener=open_hashed)
+        content_sha256, size_bytes = (hashed[0].digest.hexdigest(), hashed[0].size) if hashed else (None, None)
         key = file_key(path)
         patients = []
         for ordinal, found in enumerate(contents.patients):
@@ -111,7 +141,8 @@ class ReadAndNormalizeFileFn(beam.DoFn):
         stats = {"input_file": path, "source": source, "records_in": contents.records_in,
                  "patients_landed": len(contents.patients), "rejected": len(contents.rejections),
                  "other_resources": sum(contents.other_resources.values()), "rejected_by_reason": dict(by_reason),
-                 "other_by_type": dict(contents.other_resources), "patients_by_category": dict(by_category)}
+                 "other_by_type": dict(contents.other_resources), "patients_by_category": dict(by_category),
+                 "content_sha256": content_sha256, "size_bytes": size_bytes}
         self.files.inc()
         self.records.inc(stats["records_in"])
         self.patients.inc(stats["patients_landed"])
