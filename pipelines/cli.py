@@ -39,16 +39,17 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{command}: {message}" if command else message)
 
 
-def _common() -> argparse.ArgumentParser:
+def _common(default: str) -> argparse.ArgumentParser:
     common = _Parser(add_help=False)
-    common.add_argument("--log-level", default="INFO", type=str.upper, choices=LOG_LEVELS, metavar="LEVEL",
+    common.add_argument("--log-level", default=default, type=str.upper, choices=LOG_LEVELS, metavar="LEVEL",
                         help="logging on stderr: DEBUG, INFO (default), WARNING, ERROR")
     return common
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = _common()
-    parser = _Parser(prog="demographics", parents=[common],
+    # Accepted before and after the subcommand; the subcommand's copy must not reset a value given before it.
+    common = _common(argparse.SUPPRESS)
+    parser = _Parser(prog="demographics", parents=[_common("INFO")],
                      description="Normalize race, ethnicity and language from FHIR feeds (bundles, Bulk NDJSON, "
                                  "gzip) to OMB SPD-15 (2024) and HEDIS strata, and land them in DuckDB and Parquet.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)

@@ -292,3 +292,11 @@ def test_the_ledger_names_every_file_with_its_content_hash(sample_feed, landed):
         data = path.read_bytes()
         assert ledger[path.name][:3] == (hashlib.sha256(data).hexdigest(), len(data), "landed")
     assert sum(r[3] for r in ledger.values()) == query(landed, "SELECT records_in FROM runs")[0][0]
+
+
+@pytest.mark.parametrize("position", ["before", "after"])
+def test_log_level_works_before_and_after_the_subcommand(sample_feed, tmp_path, position):
+    args = ["run", "--input", sample_feed / "single-patient.json", "--warehouse", tmp_path / "w.duckdb"]
+    args = ["--log-level", "WARNING", *args] if position == "before" else [*args, "--log-level", "WARNING"]
+    result = _cli(*args, cwd=tmp_path)
+    assert result.returncode == 0 and " INFO " not in result.stderr
