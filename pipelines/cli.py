@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import tempfile
 import sys
 from typing import Sequence
 
@@ -26,9 +28,10 @@ def _configure_logging(level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # Beam's own INFO lines (bundles, workers) drown the progress a user needs; keep them for DEBUG.
+    # Beam's own lines (bundles, workers, and a worker's traceback when a run fails, which main() reports in one
+    # line) and GX's drown what a user needs: they are shown with DEBUG only.
     for noisy in ("apache_beam", "great_expectations"):
-        logging.getLogger(noisy).setLevel(level if level == "DEBUG" else max(logging.WARNING, logging.getLevelName(level)))
+        logging.getLogger(noisy).setLevel(logging.DEBUG if level == "DEBUG" else logging.CRITICAL)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -162,11 +165,15 @@ def _share(text: str) -> float:
     return value
 
 
-def _beam_unknown(args: Sequence[str]) -> list[str]:
-    """The arguments that neither this tool nor any Beam options class knows."""
+def _check_beam_args(command: str, args: Sequence[str]) -> None:
+    """Bad Beam options are bad usage too: an unknown option, a bad value, or a runner Beam does not know."""
     from apache_beam.options.pipeline_options import PipelineOptions, _BeamArgumentParser
 
-    parser = _BeamArgumentParser(allow_abbrev=False)
+    class OneLineParser(_BeamArgumentParser):
+        def error(self, message: str) -> None:  # type: ignore[override]
+            raise UsageError(f"{command}: {message}")
+
+    parser = OneLineParser(allow_abbrev=False, add_help=False)
     pending, seen = list(PipelineOptions.__subclasses__()), set()
     while pending:
         cls = pending.pop()
@@ -174,7 +181,16 @@ def _beam_unknown(args: Sequence[str]) -> list[str]:
             seen.add(cls)
             cls._add_argparse_args(parser)
             pending.extend(cls.__subclasses__())
-    return parser.parse_known_args(list(args))[1]
+    known, unknown = parser.parse_known_args(list(args))
+    if unknown:
+        raise UsageError(f"{command}: unrecognized arguments: {' '.join(unknown)}")
+    if known.runner:
+        from apache_beam.runners.runner import create_runner
+
+        try:
+            create_runner(known.runner)
+        except (ValueError, ImportError) as err:
+            raise UsageError(f"{command}: --runner {known.runner}: {str(err).splitlines()[0]}") from None
 
 
 def _cmd_run(args: argparse.Namespace, beam_args: list[str]) -> int:
@@ -195,17 +211,28 @@ def _landing_options(args: argparse.Namespace, beam_args: list[str]):
     from pipelines.run import LandingOptions, default_parquet_dir
     from pipelines.validation import ValidationConfig
 
-    unknown = _beam_unknown(beam_args)
-    if unknown:
-        raise UsageError(f"{args.command}: unrecognized arguments: {' '.join(unknown)}")
+    _check_beam_args(args.command, beam_args)
     try:
         policy = load_policy(args.policy) if args.policy else None
     except PolicyError as err:
         raise UsageError(str(err)) from None
+    parquet_dir = args.parquet_dir or default_parquet_dir(args.warehouse)
+    _check_writable_dir(parquet_dir)
     return LandingOptions(policy=policy,
-        warehouse=args.warehouse, parquet_dir=args.parquet_dir or default_parquet_dir(args.warehouse),
+        warehouse=args.warehouse, parquet_dir=parquet_dir,
         beam_args=tuple(beam_args), strict_fhir=args.strict_fhir,
         validation=ValidationConfig(completeness_goal=args.completeness_goal) if args.validate else None)
+
+
+def _check_writable_dir(folder: str) -> None:
+    """Checked before anything lands (a run must not land rows, then fail on its Parquet copy); creates nothing."""
+    existing = os.path.abspath(folder)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    try:  # a real attempt: permission bits say nothing for root or for special filesystems
+        os.rmdir(tempfile.mkdtemp(dir=existing, prefix=".demographics-check-"))
+    except OSError:
+        raise UsageError(f"cannot write Parquet to {folder}: {existing} is not a writable directory") from None
 
 
 def _cmd_watch(args: argparse.Namespace, beam_args: list[str]) -> int:

@@ -19,6 +19,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipelines.beam.batch import STAGING_ONLY_COLUMNS
 from pipelines.fhir.reader import FileContents, read_fhir_file
 from pipelines.landing import patient_row
 from pipelines.warehouse import sql_string_list
@@ -74,7 +75,8 @@ def _rebuild_staged_file(staged_file: str, input_file: str, contents: FileConten
             continue
         found.observations.extend(feed_obs)
         rows[i] = dict(patient_row(found, source=row["source"], input_file=input_file, ingested_at=ingested_at,
-                                   run_id=run_id, strict_fhir=strict_fhir, policy=policy), _ordinal=row["_ordinal"])
+                                   run_id=run_id, strict_fhir=strict_fhir, policy=policy),
+                       **{name: row[name] for name in STAGING_ONLY_COLUMNS})
         rebuilt += 1
     if rebuilt:
         pq.write_table(pa.Table.from_pylist(rows, schema=table.schema), staged_file, compression="zstd")

@@ -8,10 +8,11 @@ import json
 import logging
 import os
 import shutil
+import stat
 import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from pipelines.errors import UsageError
 from pipelines.rejoin import rejoin_feed_observations
@@ -29,6 +30,33 @@ def is_ignored_name(name: str) -> bool:
     return name.startswith(".") or name.endswith(IGNORED_SUFFIXES)
 
 
+def walk_input_folder(folder: Path) -> Iterator[tuple[str, os.stat_result | None]]:
+    """Every input file under a folder (recursive, sorted), with its stat (None when it cannot be read).
+
+    Hidden and partial names are skipped, and so are FIFOs, sockets and devices: opening a FIFO would block
+    forever. A dangling symlink or a symlink loop is kept, so that the reader records it as a dead letter.
+    """
+    skipped = 0
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if is_ignored_name(name):
+                continue
+            path = os.path.abspath(os.path.join(root, name))
+            try:
+                st = os.stat(path)
+            except OSError:
+                yield path, None
+                continue
+            if stat.S_ISREG(st.st_mode):
+                yield path, st
+            else:
+                skipped += 1
+    if skipped:
+        log.warning("skipped %d entries under %s that are not regular files (FIFOs, sockets, devices)",
+                    skipped, folder)
+
+
 def list_input_files(paths: Sequence[str], source: str | None) -> list[tuple[str, str]]:
     """Every file under the given files/directories (recursive), sorted, each with its source name.
 
@@ -39,17 +67,16 @@ def list_input_files(paths: Sequence[str], source: str | None) -> list[tuple[str
         path = Path(given)
         if not path.exists():
             raise UsageError(f"input {given} does not exist")
+        absolute = Path(os.path.abspath(path))
         if path.is_dir():
-            default_source = path.resolve().name
-            for root, dirs, files in os.walk(path):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                for name in files:
-                    if not is_ignored_name(name):
-                        found.setdefault(str(Path(root, name).resolve()), source or default_source)
+            for file_path, _ in walk_input_folder(path):
+                found.setdefault(file_path, source or absolute.name)
+        elif not path.is_file():
+            raise UsageError(f"input {given} is not a regular file or directory")
         elif not os.access(path, os.R_OK):
             raise UsageError(f"input {given} is not readable")
         else:
-            found.setdefault(str(path.resolve()), source or path.resolve().parent.name)
+            found.setdefault(str(absolute), source or absolute.parent.name)
     return sorted(found.items())
 
 
@@ -104,24 +131,28 @@ def land_files(files: Sequence[tuple[str, str]], run_id: str, ingested_at: dt.da
 
     staging_dir = str(Path(opts.warehouse).resolve().parent / f".{Path(opts.warehouse).name}.staging" / run_id
                       / ingested_at.strftime("%H%M%S%f"))
+    batch_counts = RunCounts()  # added to the run's counts only once the batch has landed
     try:
         if files:
-            _run_beam(files, ingested_at, run_id, staging_dir, opts)
-        patient_files, rejected_files, file_stats = _collect_staging(staging_dir, counts)
+            _run_beam([(path, source, order) for order, (path, source) in enumerate(files)], ingested_at, run_id,
+                      staging_dir, opts)
+        patient_files, rejected_files, file_stats = _collect_staging(staging_dir, batch_counts)
         rejoin_feed_observations(staging_dir, patient_files, ingested_at, run_id, opts.strict_fhir, opts.policy)
         landed_at = dt.datetime.now(dt.timezone.utc)
         if ledger is None:  # batch: every file read is landed; its hash and size come from the reading worker
             ledger = [{"source": st["source"], "input_file": path, "content_sha256": st["content_sha256"],
-                       "size_bytes": st["size_bytes"], "status": "landed"} for path, st in file_stats.items()]
+                       "size_bytes": st["size_bytes"], "status": "landed" if st["content_sha256"] else "unreadable"}
+                      for path, st in file_stats.items()]
         ledger_rows = [dict(row, landed_at=landed_at, run_id=run_id,
                             lag_seconds=_lag(row.get("arrived_at"), landed_at),
                             **{k: v for k, v in file_stats.get(row["input_file"], {}).items() if k in LEDGER_COUNTS})
                        for row in ledger]
         with wh.connect(opts.warehouse) as con:
-            wh.commit_staged(con, patient_files, rejected_files, counts, ledger_rows)
+            wh.commit_staged(con, patient_files, rejected_files, batch_counts, ledger_rows)
             sources = sorted({s for _, s in files})
             if sources:
                 wh.export_parquet(con, opts.parquet_dir, sources)
+        counts.merge(batch_counts)
         if opts.validation is None or not patient_files:
             return []
         rows = _validate_batch(patient_files, run_id, opts.validation, scope, window)
@@ -200,15 +231,18 @@ def file_ledger_entry(path: str, source: str, status: str = "landed", duplicate_
     """A ledger row for an input file: its content hash, size and arrival time (inode change time: the rename)."""
     digest = hashlib.sha256()
     try:
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(f"{path} is not a regular file")
         with open(path, "rb") as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 digest.update(block)
-        st = os.stat(path)
-        size, arrived = st.st_size, dt.datetime.fromtimestamp(st.st_ctime, dt.timezone.utc)
-    except OSError:  # unreadable: the reader turns it into a dead letter; the ledger still names it
-        size, arrived = None, None
-    return {"source": source, "input_file": path, "content_sha256": digest.hexdigest(), "size_bytes": size,
-            "status": status, "duplicate_of": duplicate_of, "arrived_at": arrived}
+    except OSError:  # vanished or unreadable: the reader records a dead letter; the ledger names the file
+        return {"source": source, "input_file": path, "content_sha256": None, "size_bytes": None,
+                "status": "unreadable", "duplicate_of": None, "arrived_at": None}
+    return {"source": source, "input_file": path, "content_sha256": digest.hexdigest(), "size_bytes": st.st_size,
+            "status": status, "duplicate_of": duplicate_of,
+            "arrived_at": dt.datetime.fromtimestamp(st.st_ctime, dt.timezone.utc)}
 
 
 def finish(warehouse: str, run_id: str, status: str, counts: RunCounts, ended_at: dt.datetime,
@@ -243,7 +277,7 @@ def ensure_runner(beam_args: list[str]) -> str:
     return DEFAULT_RUNNER
 
 
-def _run_beam(files: Sequence[tuple[str, str]], started_at: dt.datetime, run_id: str, staging_dir: str,
+def _run_beam(files: Sequence[tuple[str, str, int]], started_at: dt.datetime, run_id: str, staging_dir: str,
               opts: LandingOptions) -> None:
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
@@ -252,7 +286,9 @@ def _run_beam(files: Sequence[tuple[str, str]], started_at: dt.datetime, run_id:
 
     settings = BatchSettings(run_id=run_id, ingested_at=started_at, staging_dir=staging_dir,
                              strict_fhir=opts.strict_fhir, policy=opts.policy)
-    pipeline = beam.Pipeline(options=PipelineOptions(list(opts.beam_args)))
+    beam_args = list(opts.beam_args)
+    ensure_runner(beam_args)
+    pipeline = beam.Pipeline(options=PipelineOptions(beam_args))
     build_batch_pipeline(pipeline, files, settings)
     state = pipeline.run().wait_until_finish()
     if str(state) not in ("DONE", "PipelineState.DONE"):

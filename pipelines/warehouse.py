@@ -50,9 +50,9 @@ RUNS_COLUMNS: list[tuple[str, str]] = [
 LEDGER_COLUMNS: list[tuple[str, str]] = [
     ("source", "VARCHAR NOT NULL"),
     ("input_file", "VARCHAR NOT NULL"),
-    ("content_sha256", "VARCHAR NOT NULL"),
+    ("content_sha256", "VARCHAR"),  # NULL when the file could not be read (its dead letter says why)
     ("size_bytes", "BIGINT"),
-    ("status", "VARCHAR NOT NULL"),  # landed | duplicate
+    ("status", "VARCHAR NOT NULL"),  # landed | duplicate | unreadable
     ("duplicate_of", "VARCHAR"),
     ("arrived_at", "TIMESTAMPTZ"),
     ("landed_at", "TIMESTAMPTZ NOT NULL"),
@@ -98,7 +98,7 @@ def connect(warehouse: str | os.PathLike, read_only: bool = False, create: bool 
     while True:
         try:
             return duckdb.connect(str(path), read_only=read_only)
-        except (duckdb.IOException, duckdb.InvalidInputException, duckdb.PermissionException, OSError) as err:
+        except (duckdb.Error, OSError) as err:
             first_line = str(err).splitlines()[0] if str(err) else type(err).__name__
             if "lock" in first_line.lower() and time.monotonic() < deadline:
                 time.sleep(0.1)
@@ -131,6 +131,16 @@ class RunCounts:
             target = getattr(self, attr)
             for k, v in stats.get(key, {}).items():
                 target[k] = target.get(k, 0) + int(v)
+
+    def merge(self, other: "RunCounts") -> None:
+        """Adds another batch's counts (watch lands many batches in one run)."""
+        for name, value in vars(other).items():
+            if isinstance(value, dict):
+                target = getattr(self, name)
+                for k, v in value.items():
+                    target[k] = target.get(k, 0) + v
+            else:
+                setattr(self, name, getattr(self, name) + value)
 
     @property
     def reconciles(self) -> bool:
@@ -172,7 +182,7 @@ def latest_staged_sql(patient_files: Sequence[str]) -> str:
         SELECT {_quoted_columns(PATIENT_TABLE)} FROM (
             SELECT *, row_number() OVER (
                 PARTITION BY source, patient_id
-                ORDER BY last_updated DESC NULLS LAST, input_file DESC, _ordinal DESC) AS _rank
+                ORDER BY last_updated DESC NULLS LAST, _file_order DESC, _ordinal DESC) AS _rank
             FROM read_parquet({sql_string_list(patient_files)}))
         WHERE _rank = 1"""
 

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from pipelines.errors import UsageError
-from pipelines.run import (LandingOptions, ensure_runner, file_ledger_entry, finish, is_ignored_name, land_files,
-                           new_run_id, store_validation)
+from pipelines.run import (LandingOptions, ensure_runner, file_ledger_entry, finish, land_files, new_run_id,
+                           store_validation, walk_input_folder)
 from pipelines.warehouse import LEDGER_TABLE, RunCounts
 
 log = logging.getLogger(__name__)
@@ -53,24 +53,12 @@ class WatchResult:
 
 def scan_drop_folder(folder: Path) -> list[tuple[str, tuple[int, int]]]:
     """Complete files in the drop folder (recursive), with a (size, mtime) signature; temp names are skipped."""
-    found = []
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(files):
-            if is_ignored_name(name):
-                continue
-            path = os.path.join(root, name)
-            try:
-                st = os.stat(path)
-            except OSError:  # renamed or removed between listing and stat
-                continue
-            found.append((str(Path(path).resolve()), (st.st_size, st.st_mtime_ns)))
-    return found
+    return [(path, (st.st_size, st.st_mtime_ns) if st else (-1, -1)) for path, st in walk_input_folder(folder)]
 
 
 def classify_new_files(candidates: list[tuple[str, tuple[int, int]]], source: str,
                        state: WatchState) -> tuple[list[tuple[str, str]], list[dict]]:
-    """Splits files not yet decided into (files to land, ledger entries incl. duplicate deliveries)."""
+    """Splits files not yet decided into (files to land in arrival order, ledger entries incl. duplicates)."""
     to_land: list[tuple[str, str]] = []
     ledger: list[dict] = []
     for path, signature in candidates:
@@ -82,6 +70,10 @@ def classify_new_files(candidates: list[tuple[str, tuple[int, int]]], source: st
         digest = entry["content_sha256"]
         if (path, digest) in state.known and not redelivered:
             continue  # in the ledger before a restart: nothing to do, nothing to record
+        if digest is None:  # vanished or unreadable: the reader records the dead letter
+            to_land.append((path, source))
+            ledger.append(entry)
+            continue
         first = state.first_path_by_hash.get(digest)
         if first is not None:
             ledger.append(dict(entry, status="duplicate", duplicate_of=first))
@@ -89,6 +81,9 @@ def classify_new_files(candidates: list[tuple[str, tuple[int, int]]], source: st
         state.first_path_by_hash[digest] = path
         to_land.append((path, source))
         ledger.append(entry)
+    # Ingestion order within one poll is arrival order, so that the later delivery of a Patient wins.
+    arrival = {e["input_file"]: e["arrived_at"] or dt.datetime.max.replace(tzinfo=dt.timezone.utc) for e in ledger}
+    to_land.sort(key=lambda item: (arrival[item[0]], item[0]))
     return to_land, ledger
 
 

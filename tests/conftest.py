@@ -1,4 +1,5 @@
 """Shared fixtures: the generated sample feed and a helper that runs the real CLI in-process."""
+import logging
 import os
 from pathlib import Path
 
@@ -26,7 +27,12 @@ def run_cli(capsys):
     from pipelines.cli import main
 
     def run(*args: str) -> tuple[int, str, str]:
-        code = main([str(a) for a in args])
+        root = logging.getLogger()
+        handlers, level = root.handlers[:], root.level
+        try:
+            code = main([str(a) for a in args])
+        finally:  # main() logs to the captured stderr, which is closed after the test
+            root.handlers[:], root.level = handlers, level
         out, err = capsys.readouterr()
         return code, out, err
 

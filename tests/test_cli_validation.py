@@ -1,4 +1,6 @@
 """Validation as users see it: `run` validates its batch, `validate` checks the warehouse, exit codes, HTML."""
+import json
+
 from tests.conftest import query
 
 
@@ -39,3 +41,24 @@ def test_validate_on_a_missing_or_empty_warehouse_is_one_line(tmp_path, run_cli)
     code, _, err = run_cli("validate", "--warehouse", tmp_path / "none.duckdb")
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "none.duckdb").exists()
+
+
+def test_validate_on_a_warehouse_with_no_patients_is_not_a_pass(tmp_path, run_cli):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "bad.json").write_text("{not json")
+    warehouse = tmp_path / "w.duckdb"
+    assert run_cli("run", "--input", empty, "--warehouse", warehouse)[0] == 0
+    code, _, err = run_cli("validate", "--warehouse", warehouse)
+    assert code == 2 and "nothing to validate" in err
+
+
+def test_summaries_never_quote_patient_values(tmp_path, run_cli):
+    feed = tmp_path / "feed"
+    feed.mkdir()
+    (feed / "p.ndjson").write_text("".join(
+        json.dumps({"resourceType": "Patient", "id": f"secret-{i}", "birthDate": "2099-01-01"}) + "\n"
+        for i in range(5)))
+    code, out, err = run_cli("run", "--input", feed, "--warehouse", tmp_path / "w.duckdb")
+    assert code == 0 and "birth_date" in out  # the plausibility failure is reported ...
+    assert "2099" not in out + err and "secret" not in out + err  # ... without the values or the ids

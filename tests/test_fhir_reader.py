@@ -144,3 +144,13 @@ def test_docs_list_exactly_the_reject_reasons():
 
     doc = (Path(__file__).resolve().parent.parent / "docs" / "rejects.md").read_text()
     assert set(re.findall(r"^\| `([a-z_]+)` \|", doc, re.M)) == set(REJECT_REASONS)
+
+
+def test_a_truncated_gzip_ndjson_keeps_what_came_before_and_names_the_line():
+    lines = b"".join(_j(_p(f"p{i}")) + b"\n" for i in range(5000))
+    data = gzip.compress(lines)[:-40]
+    contents = read_fhir_bytes(data, "x.ndjson.gz")
+    assert contents.rejections[-1].reason == "invalid_gzip"
+    kept = len(contents.patients)
+    assert kept > 4000
+    assert contents.rejections[-1].position == f"after line {kept + sum(r.reason == 'invalid_json' for r in contents.rejections)}"

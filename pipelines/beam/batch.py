@@ -29,7 +29,11 @@ from pipelines.records import PATIENT_TABLE, REJECTED_TABLE, arrow_schema
 
 log = logging.getLogger(__name__)
 
-ORDINAL_COLUMN = "_ordinal"  # staging only: the record's order within its file, for "latest ingestion wins"
+# Staging-only columns for "latest ingestion wins" within one batch: the file's place in the batch's ingestion
+# order (path order in `run`, arrival order in `watch`) and the record's order within its file.
+FILE_ORDER_COLUMN = "_file_order"
+ORDINAL_COLUMN = "_ordinal"
+STAGING_ONLY_COLUMNS = (FILE_ORDER_COLUMN, ORDINAL_COLUMN)
 METRICS_NAMESPACE = "demographics"
 
 
@@ -102,8 +106,10 @@ class ReadAndNormalizeFileFn(beam.DoFn):
         self.policy = self.settings.policy or load_policy()
         self.is_demographic_observation = is_demographic_observation
 
-    def process(self, element: tuple[str, str]) -> Iterator[StagedChunk]:
-        path, source = element
+    def process(self, element: tuple) -> Iterator[StagedChunk]:
+        """`element` is (path, source) or (path, source, file order)."""
+        path, source, *rest = element
+        file_order = rest[0] if rest else 0
         s = self.settings
         ingested_at = s.ingested_at or dt.datetime.now(dt.timezone.utc)
         hashed: list[_HashingReader] = []
@@ -120,6 +126,7 @@ class ReadAndNormalizeFileFn(beam.DoFn):
         for ordinal, found in enumerate(contents.patients):
             row = patient_row(found, source=source, input_file=path, ingested_at=ingested_at, run_id=s.run_id,
                               strict_fhir=s.strict_fhir, policy=self.policy)
+            row[FILE_ORDER_COLUMN] = file_order
             row[ORDINAL_COLUMN] = ordinal
             patients.append(row)
         rejected = [rejected_row(r, source=source, input_file=path, rejected_at=ingested_at, run_id=s.run_id)
@@ -154,7 +161,8 @@ class ReadAndNormalizeFileFn(beam.DoFn):
 
 def _staging_schema(kind: str) -> pa.Schema:
     if kind == "patients":
-        return arrow_schema(PATIENT_TABLE).append(pa.field(ORDINAL_COLUMN, pa.int64(), False))
+        return (arrow_schema(PATIENT_TABLE).append(pa.field(FILE_ORDER_COLUMN, pa.int64(), False))
+                .append(pa.field(ORDINAL_COLUMN, pa.int64(), False)))
     return arrow_schema(REJECTED_TABLE)
 
 
@@ -203,8 +211,8 @@ class WriteStagingFiles(beam.PTransform):
         return chunks | "WriteStaging" >> beam.ParDo(WriteStagingFileFn(self.staging_dir))
 
 
-def build_batch_pipeline(pipeline: beam.Pipeline, inputs: list[tuple[str, str]], settings: BatchSettings):
-    """Wires the batch graph: list of (path, source) -> read and normalize -> staging files."""
+def build_batch_pipeline(pipeline: beam.Pipeline, inputs: list[tuple], settings: BatchSettings):
+    """Wires the batch graph: list of (path, source, file order) -> read and normalize -> staging files."""
     return (pipeline
             | "ListInputFiles" >> beam.Create(inputs)
             | "ReadFhirFiles" >> ReadFhirFiles(settings)

@@ -26,7 +26,7 @@ from apache_beam.transforms import window
 from apache_beam.transforms.deduplicate import Deduplicate
 from apache_beam.utils.timestamp import Duration
 
-from pipelines.beam.batch import METRICS_NAMESPACE, ORDINAL_COLUMN, BatchSettings, ReadFhirFiles, StagedChunk
+from pipelines.beam.batch import METRICS_NAMESPACE, STAGING_ONLY_COLUMNS, BatchSettings, ReadFhirFiles, StagedChunk
 from pipelines.errors import UsageError
 from pipelines.records import PATIENT_TABLE, REJECTED_TABLE, arrow_schema, bigquery_schema
 from pipelines.run import is_ignored_name, new_run_id
@@ -131,7 +131,7 @@ class SplitStagedChunksFn(beam.DoFn):
     def process(self, chunk: StagedChunk) -> Iterator[Any]:
         if chunk.kind == "patients":
             for row in chunk.rows:
-                yield {k: v for k, v in row.items() if k != ORDINAL_COLUMN}
+                yield {k: v for k, v in row.items() if k not in STAGING_ONLY_COLUMNS}
         elif chunk.kind == "rejected":
             for row in chunk.rows:
                 yield beam.pvalue.TaggedOutput(REJECTED_TABLE, row)

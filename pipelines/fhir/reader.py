@@ -218,19 +218,19 @@ def read_fhir_stream(raw: IO[bytes], name: str,
     out = FileContents()
     walker = _DocumentWalker(out, is_demographic_observation)
     stream = _open_stream(raw)
-    line_number = 0
+    pos = _Position()
     try:
         first = b""
         while not first.strip():
             line = stream.readline()
             if not line:
                 break
-            line_number += 1
+            pos.line += 1
             first = line
         if not first.strip():
             out.rejections.append(Rejection("file", "empty_file", "the file is empty", ""))
             return out
-        if line_number == 1 and first.startswith(UTF8_BOM):
+        if pos.line == 1 and first.startswith(UTF8_BOM):
             first = first[len(UTF8_BOM):]
         if b"\x00" in first[:8192]:
             out.rejections.append(Rejection("file", "binary_content", "the file is binary, not JSON text",
@@ -252,16 +252,23 @@ def read_fhir_stream(raw: IO[bytes], name: str,
                     out.rejections.append(Rejection("file", "invalid_json", f"invalid JSON: {err}", _raw_text(whole)))
                     return out
             # NDJSON whose first line is broken: reject that line, read the rest line by line.
-            out.rejections.append(Rejection(f"line {line_number}", "invalid_json", "invalid JSON line",
+            out.rejections.append(Rejection(f"line {pos.line}", "invalid_json", "invalid JSON line",
                                             _raw_text(first)))
-            _read_lines(io.BytesIO(rest), line_number, walker, out)
+            _read_lines(io.BytesIO(rest), pos, walker, out)
             return out
-        walker.walk(first_value, f"line {line_number}")
-        _read_lines(stream, line_number, walker, out)
+        walker.walk(first_value, f"line {pos.line}")
+        _read_lines(stream, pos, walker, out)
     except (OSError, EOFError, zlib.error) as err:
         reason = "invalid_gzip" if isinstance(err, (EOFError, zlib.error, gzip.BadGzipFile)) else "unreadable_file"
-        out.rejections.append(Rejection(f"after line {line_number}", reason, f"{type(err).__name__}: {err}", ""))
+        out.rejections.append(Rejection(f"after line {pos.line}", reason, f"{type(err).__name__}: {err}", ""))
     return out
+
+
+@dataclass
+class _Position:
+    """The last line read, shared with the error handler so a stream error names where it happened."""
+
+    line: int = 0
 
 
 def _looks_like_ndjson(rest: bytes) -> bool:
@@ -275,18 +282,18 @@ def _looks_like_ndjson(rest: bytes) -> bool:
     return False
 
 
-def _read_lines(stream: IO[bytes], line_number: int, walker: _DocumentWalker, out: FileContents) -> None:
+def _read_lines(stream: IO[bytes], pos: _Position, walker: _DocumentWalker, out: FileContents) -> None:
     for line in stream:
-        line_number += 1
+        pos.line += 1
         if not line.strip():
             continue
         try:
             value = orjson.loads(line)
         except orjson.JSONDecodeError as err:
-            out.rejections.append(Rejection(f"line {line_number}", "invalid_json", f"invalid JSON line: {err}",
+            out.rejections.append(Rejection(f"line {pos.line}", "invalid_json", f"invalid JSON line: {err}",
                                             _raw_text(line)))
             continue
-        walker.walk(value, f"line {line_number}")
+        walker.walk(value, f"line {pos.line}")
 
 
 def read_fhir_bytes(data: bytes, name: str = "",

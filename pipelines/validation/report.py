@@ -14,6 +14,10 @@ from typing import Any, Iterable, Sequence
 SCOPE_ORDER = {"source": 0, "window": 1, "warehouse": 2}
 COMPLETENESS_EXPECTATION = "expect_column_values_to_be_in_set(race_ethnicity_status)"
 MAX_CELL = 70
+# Columns whose unexpected values are codes, not patient data: only these are quoted as examples in summaries
+# (the warehouse's validation_results keeps every detail; terminals and shared HTML pages get counts and codes).
+CODE_COLUMNS = frozenset({"race_ethnicity_status", "omb2024_category", "hedis_race", "hedis_ethnicity",
+                          "administrative_gender", "race_source_format", "preferred_language"})
 
 
 def _details(row: dict[str, Any]) -> dict[str, Any]:
@@ -52,12 +56,13 @@ def describe(row: dict[str, Any]) -> str:
     if _is_completeness(row):
         return completeness_text(row)
     if row.get("unexpected_count") is not None:
-        text = f"{row['unexpected_count']} of {row.get('element_count')} unexpected"
-        pct = details.get("unexpected_percent")
-        if isinstance(pct, (int, float)) and row["unexpected_count"]:
-            text += f" ({pct:.1f}%)"
-        sample = details.get("sample_patient_ids") or details.get("partial_unexpected_list")
-        if sample and row["unexpected_count"]:
+        unexpected, total = row["unexpected_count"], row.get("element_count")
+        text = f"{unexpected} of {total} unexpected"
+        if unexpected and total:
+            text += f" ({100 * unexpected / total:.1f}%)"
+        sample = details.get("partial_unexpected_list")
+        column = str(row.get("expectation", "")).partition("(")[2].rstrip(")")
+        if sample and unexpected and column in CODE_COLUMNS:
             text += ", e.g. " + ", ".join(json.dumps(v, default=str) if not isinstance(v, str) else v
                                           for v in sample[:3])
         return text

@@ -93,6 +93,8 @@ def validate_warehouse(con: "duckdb.DuckDBPyConnection", run_id: str,
         raise NoPatientsError(f"the warehouse has no {PATIENTS_TABLE} table: nothing has landed yet")
     validator = validator or shared_validator(config)
     patients = con.execute(f"SELECT * FROM {PATIENTS_TABLE} ORDER BY source, patient_id").fetchdf()
+    if patients.empty:  # "31 of 31 passed" on no data would tell a gating CI job that all is well
+        raise NoPatientsError(f"the warehouse has no patients in {PATIENTS_TABLE}: nothing to validate")
     rows: list[dict[str, Any]] = []
     for source, group in patients.groupby("source", sort=True, dropna=False):
         rows += validator.validate(group, scope="source", source=source, run_id=run_id)

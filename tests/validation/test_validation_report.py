@@ -24,7 +24,8 @@ def test_summary_table_lists_batches_and_failed_expectations(validator):
     failed = text.split("Failed expectations:")[1]
     assert "expect_column_values_to_be_in_set(omb2024_category)" in failed
     assert "expect_column_values_to_be_in_set(omb2024_category_consistent)" in failed
-    assert "e.g. p2" in failed  # the derived check names the patient
+    assert "e.g. GARBAGE" in failed  # codes are quoted as examples ...
+    assert "p2" not in failed  # ... patient identifiers and values never are
     assert "expect_column_values_to_be_in_set(race_ethnicity_status)" in failed
     assert "feed_a" not in failed
 
