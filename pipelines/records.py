@@ -14,6 +14,11 @@ import pyarrow as pa
 
 PATIENT_TABLE = "patient_demographics"
 REJECTED_TABLE = "rejected_records"
+# Staging-only columns for "latest ingestion wins" within one batch: the file's place in the batch's ingestion
+# order (path order in `run`, arrival order in `watch`) and the record's order within its file.
+FILE_ORDER_COLUMN = "_file_order"
+ORDINAL_COLUMN = "_ordinal"
+STAGING_ONLY_COLUMNS = (FILE_ORDER_COLUMN, ORDINAL_COLUMN)
 # Lineage fields are excluded from the content hash, so that re-delivering the same content changes nothing.
 LINEAGE_FIELDS = frozenset({"ingested_at", "input_file", "input_position", "run_id", "record_hash"})
 
@@ -117,3 +122,11 @@ def content_hash(row: Mapping[str, Any]) -> str:
 def validate_row(row: Mapping[str, Any], table: str = PATIENT_TABLE) -> bool:
     """True when a row conforms to the table's Avro schema."""
     return fastavro.validation.validate(dict(row), avro_schema(table), raise_errors=False)
+
+
+def staging_schema(kind: str) -> pa.Schema:
+    """Arrow schema of a staging file: patient rows carry the staging-only ordering columns."""
+    if kind == "patients":
+        return (arrow_schema(PATIENT_TABLE).append(pa.field(FILE_ORDER_COLUMN, pa.int64(), False))
+                .append(pa.field(ORDINAL_COLUMN, pa.int64(), False)))
+    return arrow_schema(REJECTED_TABLE)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from pipelines.errors import UsageError
-from pipelines.rejoin import rejoin_feed_observations
+from pipelines.rejoin import RowContext, rejoin_feed_observations
 from pipelines.validation.config import ValidationConfig
 from pipelines.warehouse import RunCounts
 
@@ -137,7 +137,6 @@ def land_files(files: Sequence[tuple[str, str]], run_id: str, ingested_at: dt.da
             _run_beam([(path, source, order) for order, (path, source) in enumerate(files)], ingested_at, run_id,
                       staging_dir, opts)
         patient_files, rejected_files, file_stats = _collect_staging(staging_dir, batch_counts)
-        rejoin_feed_observations(staging_dir, patient_files, ingested_at, run_id, opts.strict_fhir, opts.policy)
         landed_at = dt.datetime.now(dt.timezone.utc)
         if ledger is None:  # batch: every file read is landed; its hash and size come from the reading worker
             ledger = [{"source": st["source"], "input_file": path, "content_sha256": st["content_sha256"],
@@ -148,6 +147,9 @@ def land_files(files: Sequence[tuple[str, str]], run_id: str, ingested_at: dt.da
                             **{k: v for k, v in file_stats.get(row["input_file"], {}).items() if k in LEDGER_COUNTS})
                        for row in ledger]
         with wh.connect(opts.warehouse) as con:
+            wh.ensure_tables(con)
+            patient_files += rejoin_feed_observations(con, staging_dir, patient_files,
+                                                      RowContext(ingested_at, run_id, opts.strict_fhir, opts.policy))
             wh.commit_staged(con, patient_files, rejected_files, batch_counts, ledger_rows)
             sources = sorted({s for _, s in files})
             if sources:

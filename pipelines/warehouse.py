@@ -64,6 +64,16 @@ LEDGER_COLUMNS: list[tuple[str, str]] = [
     ("other_resources", "BIGINT"),
 ]
 LEDGER_TABLE = "ingested_files"
+# Race/ethnicity Observations that pointed at no Patient of their own batch, kept per feed for later deliveries.
+OBSERVATIONS_TABLE = "demographic_observations"
+OBSERVATIONS_COLUMNS: list[tuple[str, str]] = [
+    ("source", "VARCHAR NOT NULL"),
+    ("patient_key", "VARCHAR NOT NULL"),
+    ("resource", "VARCHAR NOT NULL"),  # the Observation, canonical JSON
+    ("input_file", "VARCHAR NOT NULL"),
+    ("run_id", "VARCHAR NOT NULL"),
+    ("received_at", "TIMESTAMPTZ NOT NULL DEFAULT current_timestamp"),
+]
 
 
 def _table_ddl(table: str) -> str:
@@ -76,8 +86,8 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(_table_ddl(PATIENT_TABLE))
     con.execute(_table_ddl(REJECTED_TABLE))
     con.execute("CREATE TABLE IF NOT EXISTS runs (" + ", ".join(f"{n} {t}" for n, t in RUNS_COLUMNS) + ")")
-    con.execute(f"CREATE TABLE IF NOT EXISTS {LEDGER_TABLE} (" + ", ".join(f"{n} {t}" for n, t in LEDGER_COLUMNS)
-                + ")")
+    for table, columns in ((LEDGER_TABLE, LEDGER_COLUMNS), (OBSERVATIONS_TABLE, OBSERVATIONS_COLUMNS)):
+        con.execute(f"CREATE TABLE IF NOT EXISTS {table} (" + ", ".join(f"{n} {t}" for n, t in columns) + ")")
 
 
 LOCK_WAIT_SECONDS = 10.0

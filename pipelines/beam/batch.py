@@ -25,15 +25,10 @@ from apache_beam.metrics import Metrics
 
 from pipelines.fhir.reader import patient_key_of_reference, read_fhir_file
 from pipelines.landing import patient_row, rejected_row
-from pipelines.records import PATIENT_TABLE, REJECTED_TABLE, arrow_schema
+from pipelines.records import FILE_ORDER_COLUMN, ORDINAL_COLUMN, staging_schema
 
 log = logging.getLogger(__name__)
 
-# Staging-only columns for "latest ingestion wins" within one batch: the file's place in the batch's ingestion
-# order (path order in `run`, arrival order in `watch`) and the record's order within its file.
-FILE_ORDER_COLUMN = "_file_order"
-ORDINAL_COLUMN = "_ordinal"
-STAGING_ONLY_COLUMNS = (FILE_ORDER_COLUMN, ORDINAL_COLUMN)
 METRICS_NAMESPACE = "demographics"
 
 
@@ -137,7 +132,8 @@ class ReadAndNormalizeFileFn(beam.DoFn):
             yield StagedChunk("rejected", key, 0, rejected)
         if contents.unmatched_observations:
             yield StagedChunk("observations", key, 0, [
-                {"source": source, "patient_key": patient_key_of_reference(ref), "resource": resource}
+                {"source": source, "patient_key": patient_key_of_reference(ref), "resource": resource,
+                 "input_file": path}
                 for ref, resource in contents.unmatched_observations])
         by_reason = Counter(r.reason for r in contents.rejections)
         by_category = Counter(row["omb2024_category"] for row in patients)
@@ -159,13 +155,6 @@ class ReadAndNormalizeFileFn(beam.DoFn):
         yield StagedChunk("stats", key, 0, [stats])
 
 
-def _staging_schema(kind: str) -> pa.Schema:
-    if kind == "patients":
-        return (arrow_schema(PATIENT_TABLE).append(pa.field(FILE_ORDER_COLUMN, pa.int64(), False))
-                .append(pa.field(ORDINAL_COLUMN, pa.int64(), False)))
-    return arrow_schema(REJECTED_TABLE)
-
-
 class WriteStagingFileFn(beam.DoFn):
     """The terminal write: one Parquet (rows) or JSON (stats) staging file per chunk, named by input and chunk."""
 
@@ -180,7 +169,7 @@ class WriteStagingFileFn(beam.DoFn):
                 fh.write(b"".join(json.dumps(row).encode() + b"\n" for row in chunk.rows))
         else:
             path = FileSystems.join(folder, f"{chunk.file_key}-{chunk.index:05d}.parquet")
-            table = pa.Table.from_pylist(chunk.rows, schema=_staging_schema(chunk.kind))
+            table = pa.Table.from_pylist(chunk.rows, schema=staging_schema(chunk.kind))
             with FileSystems.create(path) as fh:
                 pq.write_table(table, fh, compression="zstd")
         yield path

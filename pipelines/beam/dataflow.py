@@ -26,9 +26,9 @@ from apache_beam.transforms import window
 from apache_beam.transforms.deduplicate import Deduplicate
 from apache_beam.utils.timestamp import Duration
 
-from pipelines.beam.batch import METRICS_NAMESPACE, STAGING_ONLY_COLUMNS, BatchSettings, ReadFhirFiles, StagedChunk
+from pipelines.beam.batch import METRICS_NAMESPACE, BatchSettings, ReadFhirFiles, StagedChunk
 from pipelines.errors import UsageError
-from pipelines.records import PATIENT_TABLE, REJECTED_TABLE, arrow_schema, bigquery_schema
+from pipelines.records import PATIENT_TABLE, REJECTED_TABLE, STAGING_ONLY_COLUMNS, arrow_schema, bigquery_schema
 from pipelines.run import is_ignored_name, new_run_id
 
 log = logging.getLogger(__name__)
