@@ -119,8 +119,7 @@ def new_run_id(started_at: dt.datetime) -> str:
 
 
 def land_files(files: Sequence[tuple[str, str]], run_id: str, ingested_at: dt.datetime, opts: LandingOptions,
-               counts: RunCounts, ledger: Sequence[dict] | None = None, scope: str = "source",
-               window: tuple[dt.datetime, dt.datetime] | None = None) -> list[dict]:
+               counts: RunCounts, ledger: Sequence[dict] | None = None) -> list[dict]:
     """Reads, normalizes and lands one batch of files; returns the batch's validation_results rows.
 
     Beam writes staging files; one transaction then lands the rows, the dead letters and the ledger entries of
@@ -157,7 +156,7 @@ def land_files(files: Sequence[tuple[str, str]], run_id: str, ingested_at: dt.da
         counts.merge(batch_counts)
         if opts.validation is None or not patient_files:
             return []
-        rows = _validate_batch(patient_files, run_id, opts.validation, scope, window)
+        rows = _validate_batch(patient_files, run_id, opts.validation)
         store_validation(opts.warehouse, rows)
         return rows
     finally:
@@ -182,8 +181,7 @@ def _lag(arrived_at: dt.datetime | None, landed_at: dt.datetime) -> float | None
     return None if arrived_at is None else round((landed_at - arrived_at).total_seconds(), 3)
 
 
-def _validate_batch(patient_files: Sequence[str], run_id: str, config: ValidationConfig, scope: str,
-                    window: tuple[dt.datetime, dt.datetime] | None) -> list[dict]:
+def _validate_batch(patient_files: Sequence[str], run_id: str, config: ValidationConfig) -> list[dict]:
     """Runs the expectation suites on the batch, per source, without holding the warehouse."""
     import duckdb
 
@@ -194,9 +192,7 @@ def _validate_batch(patient_files: Sequence[str], run_id: str, config: Validatio
     validator = shared_validator(config)
     rows: list[dict] = []
     for source, group in frame.groupby("source", sort=True):
-        rows += validator.validate(group, scope=scope, source=source, run_id=run_id,
-                                   window_start=window[0] if window else None,
-                                   window_end=window[1] if window else None)
+        rows += validator.validate(group, scope="source", source=source, run_id=run_id)
     return rows
 
 
