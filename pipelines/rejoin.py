@@ -88,8 +88,11 @@ def rejoin_feed_observations(con: duckdb.DuckDBPyConnection, staging_dir: str, p
     """Rebuilds rows for Observations in other files; returns extra staged patient files (warehouse Patients)."""
     staged = _staged_observations(staging_dir)
     _keep_observations(con, staged, ctx.run_id)
-    batch_keys = con.execute(f"SELECT DISTINCT source, patient_id FROM read_parquet({sql_string_list(patient_files)})"
-                             ).fetchall() if patient_files else []
+    # Only the batch's Patients that have kept Observations are fetched, not every key of the batch.
+    batch_keys = con.execute(f"""
+        SELECT DISTINCT s.source, s.patient_id FROM read_parquet({sql_string_list(patient_files)}) s
+        JOIN {OBSERVATIONS_TABLE} k ON k.source = s.source AND k.patient_key = s.patient_id""").fetchall() \
+        if patient_files else []
     observations = _kept_observations(con, [*batch_keys, *{(o["source"], o["patient_key"]) for o in staged}])
     if not observations:
         return []

@@ -206,6 +206,12 @@ def test_help_explains_and_exits_0():
     assert "--warehouse" in result.stdout and "--source" in result.stdout and "multi_processing" in result.stdout
 
 
+@pytest.mark.parametrize("command", ["run", "watch", "validate", "status"])
+def test_every_subcommand_has_help_and_log_level(command):
+    result = _cli(command, "--help")
+    assert result.returncode == 0 and "--log-level LEVEL" in result.stdout and "--warehouse" in result.stdout
+
+
 def test_progress_on_stderr_and_no_patient_data_in_logs(sample_feed, tmp_path):
     result = _cli("run", "--input", sample_feed, "--warehouse", tmp_path / "w.duckdb", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
