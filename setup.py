@@ -4,17 +4,9 @@
 installed inside the package as `pipelines.schemas` and `pipelines.expectations`, so that a non-editable
 install works from any directory and Dataflow workers get them through `--setup_file`.
 """
-from setuptools import setup
+from setuptools import find_packages, setup
 
-PACKAGES = [
-    "pipelines",
-    "pipelines.fhir",
-    "pipelines.normalize",
-    "pipelines.validation",
-    "pipelines.beam",
-    "pipelines.schemas",
-    "pipelines.expectations",
-]
+PACKAGES = find_packages(include=["pipelines", "pipelines.*"]) + ["pipelines.schemas", "pipelines.expectations"]
 
 setup(
     name="demographics-pipeline",

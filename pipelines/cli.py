@@ -251,7 +251,7 @@ def _cmd_watch(args: argparse.Namespace, beam_args: list[str]) -> int:
 
 
 def _cmd_status(args: argparse.Namespace, _: list[str]) -> int:
-    from pipelines import warehouse as wh
+    from pipelines.warehouse import legacy as wh
     from pipelines.status import collect_status, render_status
 
     with wh.connect(args.warehouse, read_only=True) as con:
@@ -262,7 +262,7 @@ def _cmd_status(args: argparse.Namespace, _: list[str]) -> int:
 def _cmd_validate(args: argparse.Namespace, _: list[str]) -> int:
     import datetime as dt
 
-    from pipelines import warehouse as wh
+    from pipelines.warehouse import legacy as wh
     from pipelines.run import new_run_id
     from pipelines.validation import (NoPatientsError, ValidationConfig, exit_code, summary_table,
                                       validate_warehouse, write_html_summary)

@@ -1,4 +1,4 @@
-"""Errors that end a command: bad usage or unreadable input/config, each with a numbered exit code.
+"""Errors that end a command, each with a numbered exit code; and the one exception for a busy warehouse.
 
 Bad records are never errors: they are dead letters (`rejected_records`) and the run exits 0.
 """
@@ -14,3 +14,8 @@ class UsageError(Exception):
     """Bad usage, a missing input, an unwritable warehouse: printed as one line, exit code 2."""
 
     exit_code = EXIT_USAGE
+
+
+class WarehouseBusy(UsageError):
+    """Another process holds the warehouse's single-writer lock (or a read lock that blocks writing) for longer
+    than we wait. `watch` retries at its next poll; a command reports it as bad usage (exit 2)."""

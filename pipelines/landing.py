@@ -7,8 +7,8 @@ from typing import Any, Mapping
 
 from pipelines.fhir.reader import FoundPatient, Rejection
 from pipelines.fhir.strict import invalid_patient_elements
-from pipelines.normalize import normalize_patient
-from pipelines.records import content_hash
+from pipelines.normalize import normalize_patient, race_ethnicity_raw
+from pipelines.staging import content_hash
 
 # FHIR `instant`: YYYY-MM-DDThh:mm:ss(.fraction)(Z|+hh:mm), the timezone is required.
 _INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$")
@@ -47,8 +47,9 @@ def patient_row(found: FoundPatient, *, source: str, input_file: str, ingested_a
         warnings.add("fhir_validation_failed")
     row["fhir_invalid_elements"] = invalid
     row["mapping_warnings"] = sorted(warnings)
-    row.update(ingested_at=ingested_at, input_file=input_file, input_position=found.position or "document",
-               run_id=run_id)
+    row["race_ethnicity_raw"] = race_ethnicity_raw(found.resource)
+    row.update(ingested_at=ingested_at, first_arrived_at=ingested_at, input_file=input_file,
+               input_position=found.position or "document", run_id=run_id)
     row["record_hash"] = content_hash(row)
     return row
 

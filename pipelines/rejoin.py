@@ -27,8 +27,9 @@ import pyarrow.parquet as pq
 
 from pipelines.fhir.reader import FileContents, read_fhir_file
 from pipelines.landing import patient_row
-from pipelines.records import FILE_ORDER_COLUMN, ORDINAL_COLUMN, PATIENT_TABLE, staging_schema
-from pipelines.warehouse import OBSERVATIONS_TABLE, sql_string_list
+from pipelines.staging import FILE_ORDER_COLUMN, ORDINAL_COLUMN, staging_schema
+from pipelines.tables import PATIENTS as PATIENT_TABLE
+from pipelines.warehouse.legacy import OBSERVATIONS_TABLE, sql_string_list
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +63,8 @@ def _keep_observations(con: duckdb.DuckDBPyConnection, staged: list[dict[str, An
                       "input_file": [o["input_file"] for o in staged]})
     con.register("staged_observations", table)
     con.execute(f"""
-        INSERT INTO {OBSERVATIONS_TABLE} (source, patient_key, resource, input_file, run_id)
-        SELECT DISTINCT s.source, s.patient_key, s.resource, s.input_file, ? FROM staged_observations s
+        INSERT INTO {OBSERVATIONS_TABLE} (source, patient_key, resource, input_file, run_id, received_at)
+        SELECT DISTINCT s.source, s.patient_key, s.resource, s.input_file, ?, current_timestamp FROM staged_observations s
         WHERE NOT EXISTS (SELECT 1 FROM {OBSERVATIONS_TABLE} k WHERE k.source = s.source
                           AND k.patient_key = s.patient_key AND k.resource = s.resource)""", [run_id])
     con.unregister("staged_observations")

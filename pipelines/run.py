@@ -17,7 +17,7 @@ from typing import Any, Iterator, Sequence
 from pipelines.errors import UsageError
 from pipelines.rejoin import RowContext, rejoin_feed_observations
 from pipelines.validation.config import ValidationConfig
-from pipelines.warehouse import RunCounts
+from pipelines.warehouse.legacy import RunCounts
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +126,7 @@ def land_files(files: Sequence[tuple[str, str]], run_id: str, ingested_at: dt.da
     the batch (all or nothing, so a killed process never leaves half a file landed). The warehouse is held open
     only for that commit and for storing the validation results.
     """
-    from pipelines import warehouse as wh
+    from pipelines.warehouse import legacy as wh
 
     staging_dir = str(Path(opts.warehouse).resolve().parent / f".{Path(opts.warehouse).name}.staging" / run_id
                       / ingested_at.strftime("%H%M%S%f"))
@@ -167,7 +167,7 @@ def land_files(files: Sequence[tuple[str, str]], run_id: str, ingested_at: dt.da
 
 def store_validation(warehouse: str, rows: list[dict]) -> None:
     """Stores validation_results rows, holding the warehouse only for the insert."""
-    from pipelines import warehouse as wh
+    from pipelines.warehouse import legacy as wh
     from pipelines.validation import store_results
 
     with wh.connect(warehouse) as con:
@@ -186,7 +186,7 @@ def _validate_batch(patient_files: Sequence[str], run_id: str, config: Validatio
     import duckdb
 
     from pipelines.validation import shared_validator
-    from pipelines.warehouse import latest_staged_sql
+    from pipelines.warehouse.legacy import latest_staged_sql
 
     frame = duckdb.connect().execute(latest_staged_sql(patient_files) + " ORDER BY source, patient_id").fetchdf()
     validator = shared_validator(config)
@@ -198,7 +198,7 @@ def _validate_batch(patient_files: Sequence[str], run_id: str, config: Validatio
 
 def run_batch(inputs: Sequence[str], opts: LandingOptions, source: str | None = None) -> RunResult:
     """`demographics run`: bad records become dead letters, only bad usage raises UsageError."""
-    from pipelines import warehouse as wh
+    from pipelines.warehouse import legacy as wh
 
     files = list_input_files(inputs, source)
     sources = sorted({s for _, s in files} or ({source} if source else set()))
@@ -246,7 +246,7 @@ def file_ledger_entry(path: str, source: str, status: str = "landed", duplicate_
 def finish(warehouse: str, run_id: str, status: str, counts: RunCounts, ended_at: dt.datetime,
            message: str | None = None, quiet: bool = False) -> None:
     """Records the end of a run; with `quiet`, a failure to do so is logged, not raised (an error is on its way)."""
-    from pipelines import warehouse as wh
+    from pipelines.warehouse import legacy as wh
 
     try:
         with wh.connect(warehouse) as con:

@@ -10,7 +10,7 @@ from typing import Any, Sequence
 
 import duckdb
 
-from pipelines.warehouse import LEDGER_TABLE
+from pipelines.warehouse.legacy import LEDGER_TABLE
 
 
 def _table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:

@@ -25,7 +25,7 @@ from pathlib import Path
 from pipelines.errors import UsageError
 from pipelines.run import (LandingOptions, ensure_runner, file_ledger_entry, finish, land_files, new_run_id,
                            store_validation, walk_input_folder)
-from pipelines.warehouse import LEDGER_TABLE, RunCounts
+from pipelines.warehouse.legacy import LEDGER_TABLE, RunCounts
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ def classify_new_files(candidates: list[tuple[str, tuple[int, int]]], source: st
 
 
 def _load_state(warehouse: str, source: str) -> WatchState:
-    from pipelines import warehouse as wh
+    from pipelines.warehouse import legacy as wh
 
     state = WatchState()
     with wh.connect(warehouse) as con:
@@ -129,7 +129,7 @@ class _StopSignal:
 def watch(input_dir: str, opts: LandingOptions, source: str | None = None, poll_interval: float = 1.0,
           stop_after: float | None = None, window_seconds: float = 60.0) -> WatchResult:
     """Polls `input_dir` and lands new files until stopped (signal) or `stop_after` seconds have passed."""
-    from pipelines import warehouse as wh
+    from pipelines.warehouse import legacy as wh
 
     folder = Path(input_dir)
     if not folder.is_dir():
@@ -209,7 +209,7 @@ def _poll_once(folder: Path, source: str, state: WatchState, run_id: str, opts: 
 def _validate_window(opts: LandingOptions, run_id: str, source: str, start: dt.datetime,
                      end: dt.datetime) -> list[dict]:
     """Runs the suites on the patients this watcher landed in [start, end) and stores the results."""
-    from pipelines import warehouse as wh
+    from pipelines.warehouse import legacy as wh
     from pipelines.validation import shared_validator
 
     with wh.connect(opts.warehouse) as con:

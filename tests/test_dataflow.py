@@ -18,7 +18,7 @@ from apache_beam.transforms import window
 from pipelines.beam.dataflow import (DataflowDemographicsOptions, ParseObjectFinalizeFn, WriteParquetBySource,
                                      build_dataflow_pipeline, check_options, gcs_path_from_notification)
 from pipelines.errors import UsageError
-from pipelines.records import PATIENT_TABLE, validate_row
+from pipelines.tables import PATIENTS as PATIENT_TABLE, validate_row
 
 REPO = Path(__file__).resolve().parent.parent
 SUBSCRIPTION = "projects/demo-project/subscriptions/qhio-drops"
@@ -186,8 +186,8 @@ def _patient(source: str, patient_id: str, ingested_at: dt.datetime) -> dict:
            "preferred_language": None, "birth_date": dt.date(1980, 1, 2), "birth_year": 1980,
            "administrative_gender": None, "postal_code": None, "state": None, "last_updated": None,
            "ingested_at": ingested_at, "input_file": "gs://drops/x.ndjson", "input_position": "line 1",
-           "run_id": "r", "record_hash": "h"}
-    assert validate_row(row)
+           "run_id": "r", "record_hash": "h", "unmapped_text_only": False, "first_arrived_at": ingested_at}
+    assert validate_row(row, PATIENT_TABLE)
     return row
 
 

@@ -8,7 +8,8 @@ import pytest
 
 from pipelines.errors import UsageError
 from pipelines.run import LandingOptions, land_files, list_input_files
-from pipelines.warehouse import RunCounts, ensure_tables
+from pipelines.warehouse import ensure_tables
+from pipelines.warehouse.legacy import RunCounts
 from pipelines.watch import WatchState, classify_new_files, scan_drop_folder
 from tests.conftest import query
 

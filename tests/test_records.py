@@ -4,27 +4,28 @@ import datetime as dt
 import duckdb
 import pyarrow as pa
 
-from pipelines import records
+from pipelines import tables as records
+from pipelines.staging import content_hash
 from pipelines.fhir.reader import FoundPatient
 from pipelines.landing import parse_instant, patient_row
 from pipelines.warehouse import ensure_tables
 
 
 def test_derived_schemas_have_the_avro_fields_in_order():
-    for table in (records.PATIENT_TABLE, records.REJECTED_TABLE):
+    for table in (records.PATIENTS, records.REJECTED):
         names = records.field_names(table)
-        assert records.arrow_schema(table).names == names
-        assert [c[0] for c in records.duckdb_columns(table)] == names
-        assert [c["name"] for c in records.bigquery_schema(table)] == names
+        assert records.arrow_schema(table).names == list(names)
+        assert tuple(c[0] for c in records.duckdb_columns(table)) == names
+        assert tuple(c["name"] for c in records.bigquery_schema(table)) == names
 
 
 def test_derived_types():
-    arrow = records.arrow_schema()
+    arrow = records.arrow_schema(records.PATIENTS)
     assert arrow.field("omb2024_categories").type == pa.list_(pa.string())
     assert arrow.field("last_updated").type == pa.timestamp("us", tz="UTC")
     assert arrow.field("birth_date").type == pa.date32()
     assert not arrow.field("patient_id").nullable and arrow.field("race_text").nullable
-    bq = {c["name"]: c for c in records.bigquery_schema()}
+    bq = {c["name"]: c for c in records.bigquery_schema(records.PATIENTS)}
     assert bq["mapping_warnings"] == {"name": "mapping_warnings", "type": "STRING", "mode": "REPEATED"}
     assert bq["ingested_at"]["type"] == "TIMESTAMP" and bq["ingested_at"]["mode"] == "REQUIRED"
 
@@ -37,7 +38,7 @@ def test_duckdb_tables_follow_the_avro_schema(tmp_path):
     assert cols["omb2024_categories"] == "VARCHAR[]"
     assert cols["last_updated"] == "TIMESTAMP WITH TIME ZONE"
     assert cols["birth_date"] == "DATE"
-    assert list(cols) == records.field_names()
+    assert list(cols) == list(records.field_names(records.PATIENTS))
 
 
 def _row(**patient):
@@ -48,15 +49,15 @@ def _row(**patient):
 
 def test_a_landed_row_conforms_to_the_avro_schema():
     row = _row(meta={"lastUpdated": "2026-01-01T10:00:00.123456789+02:00"}, birthDate="1990-02-03")
-    assert records.validate_row(row)
+    assert records.validate_row(row, records.PATIENTS)
     assert row["last_updated"] == dt.datetime(2026, 1, 1, 8, 0, 0, 123456, tzinfo=dt.timezone.utc)
 
 
 def test_content_hash_ignores_lineage_but_not_content():
     a = _row(gender="female")
     b = dict(a, input_file="/other.json", run_id="r2", ingested_at=dt.datetime(2027, 1, 1, tzinfo=dt.timezone.utc))
-    assert records.content_hash(a) == records.content_hash(b)
-    assert records.content_hash(a) != records.content_hash(_row(gender="male"))
+    assert content_hash(a) == content_hash(b)
+    assert content_hash(a) != content_hash(_row(gender="male"))
 
 
 def test_parse_instant_cases():

@@ -25,7 +25,7 @@ from apache_beam.metrics import Metrics
 
 from pipelines.fhir.reader import patient_key_of_reference, read_fhir_file
 from pipelines.landing import patient_row, rejected_row
-from pipelines.records import FILE_ORDER_COLUMN, ORDINAL_COLUMN, staging_schema
+from pipelines.staging import FILE_ORDER_COLUMN, ORDINAL_COLUMN, staging_schema
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,8 @@ from apache_beam.utils.timestamp import Duration
 
 from pipelines.beam.batch import METRICS_NAMESPACE, BatchSettings, ReadFhirFiles, StagedChunk
 from pipelines.errors import UsageError
-from pipelines.records import PATIENT_TABLE, REJECTED_TABLE, STAGING_ONLY_COLUMNS, arrow_schema, bigquery_schema
+from pipelines.staging import STAGING_ONLY_COLUMNS
+from pipelines.tables import PATIENTS as PATIENT_TABLE, REJECTED as REJECTED_TABLE, arrow_schema, bigquery_schema
 from pipelines.run import is_ignored_name, new_run_id
 
 log = logging.getLogger(__name__)

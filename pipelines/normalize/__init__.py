@@ -9,6 +9,7 @@ Rules: contract section 4 and docs/classification.md; warning codes: docs/warnin
 from __future__ import annotations
 
 import functools
+import json
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -20,9 +21,12 @@ from .classify import (
     omb2024_categories,
     omb2024_category,
     status_of,
+    unmapped_text_only,
 )
-from .demographics import administrative_gender, birth_date, current_address, postal_code, preferred_language, state
-from .evidence import Question, observation_question, question_signature, read_observations, read_patient_extensions
+from .demographics import (administrative_gender, birth_date, current_address, general_practitioner,
+                           managing_organization, postal_code, preferred_language, state)
+from .evidence import (Question, observation_question, question_signature, race_ethnicity_extensions, read_observations,
+                       read_patient_extensions)
 from .policy import Policy, PolicyError, load_policy
 from .tables import Tables, tables
 from .warning_codes import ALL_CODES as WARNING_CODES
@@ -43,6 +47,7 @@ _log = logging.getLogger(__name__)
 
 OUTPUT_KEYS = (
     "race_ethnicity_status",
+    "unmapped_text_only",
     "omb2024_categories",
     "omb2024_category",
     "hedis_race",
@@ -59,6 +64,8 @@ OUTPUT_KEYS = (
     "administrative_gender",
     "postal_code",
     "state",
+    "managing_organization",
+    "general_practitioner",
 )
 NORMALIZATION_ERROR = "normalization_error"
 
@@ -74,6 +81,12 @@ def is_demographic_observation(resource: Mapping[str, Any]) -> bool:
         return observation_question(resource, tables()) is not None
     except Exception:  # noqa: BLE001 - a predicate on arbitrary JSON must not raise either
         return False
+
+
+def race_ethnicity_raw(patient: Mapping[str, Any]) -> str | None:
+    """The Patient's race/ethnicity extensions as sent (JSON), or None when it has none."""
+    found = race_ethnicity_extensions(patient, tables())
+    return json.dumps(found, sort_keys=True, default=str) if found else None
 
 
 def normalize_patient(
@@ -94,6 +107,7 @@ def normalize_patient(
 def _empty_result(warnings: list[str]) -> dict[str, Any]:
     return {
         "race_ethnicity_status": "unknown",
+        "unmapped_text_only": False,
         "omb2024_categories": [],
         "omb2024_category": "UNKNOWN",
         "hedis_race": "Unknown",
@@ -110,6 +124,8 @@ def _empty_result(warnings: list[str]) -> dict[str, Any]:
         "administrative_gender": None,
         "postal_code": None,
         "state": None,
+        "managing_organization": None,
+        "general_practitioner": None,
     }
 
 
@@ -168,8 +184,11 @@ def _normalize(patient: Mapping[str, Any], observations: Sequence[Any], policy: 
     language = preferred_language(patient.get("communication"), t, policy, warn)
     gender = administrative_gender(patient.get("gender"), warn)
     zip_code, state_code = postal_code(address, policy, warn), state(address, t, warn)
+    organization = managing_organization(patient.get("managingOrganization"), warn)
+    practitioner = general_practitioner(patient.get("generalPractitioner"), warn)
     return {
         "race_ethnicity_status": status_of(category),
+        "unmapped_text_only": unmapped_text_only(category, race, eth),
         "omb2024_categories": categories,
         "omb2024_category": category,
         "hedis_race": hedis_race(race.codes, race, hispanic, t, policy),
@@ -186,4 +205,6 @@ def _normalize(patient: Mapping[str, Any], observations: Sequence[Any], policy: 
         "administrative_gender": gender,
         "postal_code": zip_code,
         "state": state_code,
+        "managing_organization": organization,
+        "general_practitioner": practitioner,
     }

@@ -62,6 +62,13 @@ def omb2024_category(categories: list[str], race: Question, eth: Question, race_
     return UNKNOWN
 
 
+def unmapped_text_only(category: str, race: Question, eth: Question) -> bool:
+    """True when the only race/ethnicity evidence is text that maps to no category (contract 4.2 rule 4): a
+    write-in, reported as SOME_OTHER but not counted toward completeness."""
+    return (category == SOME_OTHER and (race.unmapped or eth.unmapped)
+            and OTHER_RACE not in race.codes and not (race.multiple or eth.multiple))
+
+
 def status_of(category: str) -> str:
     """race_ethnicity_status as the contract defines it from omb2024_category."""
     if category == DECLINED:

@@ -1,4 +1,4 @@
-"""The other strata fields: preferred language, administrative gender, birth date, home postal code and state."""
+"""The other strata fields: language, gender, birth date, home postal code and state, provider references."""
 from __future__ import annotations
 
 import datetime
@@ -210,3 +210,34 @@ def state(address: Mapping[str, Any] | None, t: Tables, warn: list[str]) -> str 
         return by_name
     warn.append(W.STATE_UNRECOGNIZED)
     return text
+
+
+def _reference_text(value: Any) -> str | None:
+    reference = value.get("reference") if isinstance(value, Mapping) else None
+    return reference.strip() if isinstance(reference, str) and reference.strip() else None
+
+
+def managing_organization(value: Any, warn: list[str]) -> str | None:
+    """`Patient.managingOrganization.reference` as given (a provider stratum of the report)."""
+    if value is None:
+        return None
+    reference = _reference_text(value)
+    if reference is None and not isinstance(value, Mapping):
+        warn.append(W.PROVIDER_REFERENCE_MALFORMED)
+    return reference
+
+
+def general_practitioner(value: Any, warn: list[str]) -> str | None:
+    """The first `Patient.generalPractitioner[].reference` as given."""
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        warn.append(W.PROVIDER_REFERENCE_MALFORMED)
+        return None
+    for item in value:
+        reference = _reference_text(item)
+        if reference is not None:
+            return reference
+        if not isinstance(item, Mapping):
+            warn.append(W.PROVIDER_REFERENCE_MALFORMED)
+    return None

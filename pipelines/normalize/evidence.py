@@ -212,6 +212,25 @@ def _extension_entry(url: str, t: Tables, warn: list[str]) -> tuple[str, str, st
     return entry
 
 
+def race_ethnicity_extensions(patient: Mapping[str, Any], t: Tables) -> list[Any]:
+    """The Patient's extensions that the race/ethnicity reading looks at: recognized URLs and URLs that mention race
+    or ethnicity (everything else, e.g. birthPlace, never affects the classification)."""
+    extensions = patient.get("extension")
+    if not isinstance(extensions, list):
+        return [extensions] if extensions is not None else []
+    return [ext for ext in extensions if _race_relevant(ext, t)]
+
+
+def _race_relevant(ext: Any, t: Tables) -> bool:
+    url = ext.get("url") if isinstance(ext, dict) else None
+    if not isinstance(url, str):
+        return True  # malformed: it earns a warning, so it is part of what was read
+    if url in t.extensions or system_key(url) in t.extensions_loose:
+        return True
+    lowered = url.casefold()
+    return "race" in lowered or "ethnic" in lowered
+
+
 def read_patient_extensions(patient: Mapping[str, Any], t: Tables, policy: Policy, warn: list[str]) -> Reader:
     """Every recognized race/ethnicity extension of the Patient, whatever its US Core / DSTU2 / converter form."""
     reader = Reader(t, policy, warn)

@@ -11,7 +11,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "afghanistani_category": ("MENA", "ASIAN", "WHITE"),
     "armenian_category": ("WHITE", "MENA"),
     "hispanic_only_race": ("Unknown", "SomeOtherRace"),
-    "unmapped_race_text": ("SomeOtherRace", "Unknown"),
+    "unmapped_race_text": ("Unknown", "SomeOtherRace"),
     "multiple_unspecified_race": _HEDIS_RACES,
 }
 
@@ -33,7 +33,7 @@ class Policy:
     # [hedis]
     other_plus_one_is_two_or_more: bool = True
     hispanic_only_race: str = "Unknown"
-    unmapped_race_text: str = "SomeOtherRace"
+    unmapped_race_text: str = "Unknown"
     multiple_unspecified_race: str = "TwoOrMoreRaces"
     # [null_flavors]
     asked_unknown_is_declined: bool = True

@@ -61,6 +61,7 @@ ADDRESS_MALFORMED = "address_malformed"
 POSTAL_CODE_REPAIRED = "postal_code_repaired"
 STATE_REPAIRED = "state_repaired"
 STATE_UNRECOGNIZED = "state_unrecognized"
+PROVIDER_REFERENCE_MALFORMED = "provider_reference_malformed"
 
 # Emitted by the reader (pipelines/fhir), documented in the same table.
 FHIR_VALIDATION_FAILED = "fhir_validation_failed"

@@ -70,6 +70,7 @@ def test_typical_patient_full_result() -> None:
 
     assert normalize_patient(TYPICAL) == {
         "race_ethnicity_status": "reported",
+        "unmapped_text_only": False,
         "omb2024_categories": ["HISPANIC", "MENA"],
         "omb2024_category": "MULTIRACIAL_MULTIETHNIC",
         "hedis_race": "White",
@@ -86,6 +87,8 @@ def test_typical_patient_full_result() -> None:
         "administrative_gender": "female",
         "postal_code": "94612",
         "state": "CA",
+        "managing_organization": None,
+        "general_practitioner": None,
     }
 
 

@@ -4,36 +4,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Iterable
 
-import functools
-import json
-from pathlib import Path
-
 import pyarrow as pa
 import pytest
 
+from pipelines.tables import PATIENTS, arrow_schema, duckdb_columns
+from pipelines.warehouse import ensure_tables
+
 UTC = dt.timezone.utc
-AVSC = Path(__file__).resolve().parents[2] / "schemas" / "patient_demographics.avsc"
-# Avro -> (DuckDB, Arrow) types; the tests build the table from the record schema themselves.
-_TYPES = {"string": ("VARCHAR", pa.string()), "int": ("INTEGER", pa.int32()), "long": ("BIGINT", pa.int64()),
-          "date": ("DATE", pa.date32()), "timestamp-micros": ("TIMESTAMPTZ", pa.timestamp("us", tz="UTC"))}
-
-
-@functools.cache
-def schema_columns() -> tuple[tuple[str, str, pa.DataType, bool], ...]:
-    """(name, DuckDB type, Arrow type, nullable) for every field of the Avro record schema."""
-    out = []
-    for f in json.loads(AVSC.read_text(encoding="utf-8"))["fields"]:
-        t = f["type"]
-        nullable = isinstance(t, list) and "null" in t
-        if isinstance(t, list):
-            t = next(x for x in t if x != "null")
-        if isinstance(t, dict) and t.get("type") == "array":
-            sql, arrow = _TYPES[t["items"]]
-            sql, arrow = f"{sql}[]", pa.list_(arrow)
-        else:
-            sql, arrow = _TYPES[t["logicalType"] if isinstance(t, dict) else t]
-        out.append((f["name"], sql, arrow, nullable))
-    return tuple(out)
 INGESTED = dt.datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
 # (status, categories, category, hedis_race, hedis_ethnicity, race codes, ethnicity codes): consistent examples.
@@ -65,9 +42,10 @@ def patient(i: int = 0, profile: str = "white", source: str = "feed_a", **overri
         "input_file": f"/data/{source}/bundle.json", "input_position": f"entry[{i}]", "run_id": "landing-run",
         "record_hash": f"{i:064x}",
     }
-    for name, sql_type, _, nullable in schema_columns():  # columns added to the schema since: neutral values
+    neutral = {"VARCHAR": "", "BOOLEAN": False, "TIMESTAMPTZ": INGESTED}
+    for name, sql_type, nullable in duckdb_columns(PATIENTS):  # columns added to the schema since: neutral values
         if name not in row:
-            row[name] = [] if sql_type.endswith("[]") else None if nullable else {"VARCHAR": ""}.get(sql_type, 0)
+            row[name] = [] if sql_type.endswith("[]") else None if nullable else neutral.get(sql_type, 0)
     row.update(overrides)
     return row
 
@@ -83,20 +61,13 @@ def patients(n: int, source: str = "feed_a", reported_share: float = 1.0, start:
 def frame(rows: Iterable[dict[str, Any]]):
     import pandas as pd
 
-    return pd.DataFrame(list(rows), columns=[c[0] for c in schema_columns()])
-
-
-def create_patients_table(con) -> None:
-    cols = ", ".join(f"{name} {sql_type}{'' if nullable else ' NOT NULL'}"
-                     for name, sql_type, _, nullable in schema_columns())
-    con.execute(f"CREATE TABLE IF NOT EXISTS patient_demographics ({cols})")
+    return pd.DataFrame(list(rows), columns=[c[0] for c in duckdb_columns(PATIENTS)])
 
 
 def land(con, rows: list[dict[str, Any]]) -> None:
-    """Inserts rows into patient_demographics (a test stand-in for the warehouse writer)."""
-    create_patients_table(con)
-    schema = pa.schema([pa.field(name, arrow, nullable) for name, _, arrow, nullable in schema_columns()])
-    table = pa.Table.from_pylist(rows, schema=schema)
+    """Inserts rows into patient_demographics as the warehouse defines it (rows that may break its rules)."""
+    ensure_tables(con)
+    table = pa.Table.from_pylist(rows, schema=arrow_schema(PATIENTS))
     con.register("_landing", table)
     try:
         con.execute("INSERT INTO patient_demographics SELECT * FROM _landing")

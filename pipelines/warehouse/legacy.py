@@ -18,7 +18,8 @@ from typing import Any, Iterable, Sequence
 import duckdb
 
 from pipelines.errors import UsageError
-from pipelines.records import PATIENT_TABLE, REJECTED_TABLE, duckdb_columns, field_names
+from pipelines.tables import PATIENTS as PATIENT_TABLE, REJECTED as REJECTED_TABLE, field_names
+from pipelines.warehouse.connection import connect, ensure_tables  # noqa: F401
 
 log = logging.getLogger(__name__)
 
@@ -76,44 +77,7 @@ OBSERVATIONS_COLUMNS: list[tuple[str, str]] = [
 ]
 
 
-def _table_ddl(table: str) -> str:
-    cols = ", ".join(f'"{name}" {sql}{"" if nullable else " NOT NULL"}' for name, sql, nullable in duckdb_columns(table))
-    return f"CREATE TABLE IF NOT EXISTS {table} ({cols})"
 
-
-def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
-    """Creates the contract's tables when missing (columns from the Avro schemas)."""
-    con.execute(_table_ddl(PATIENT_TABLE))
-    con.execute(_table_ddl(REJECTED_TABLE))
-    con.execute("CREATE TABLE IF NOT EXISTS runs (" + ", ".join(f"{n} {t}" for n, t in RUNS_COLUMNS) + ")")
-    for table, columns in ((LEDGER_TABLE, LEDGER_COLUMNS), (OBSERVATIONS_TABLE, OBSERVATIONS_COLUMNS)):
-        con.execute(f"CREATE TABLE IF NOT EXISTS {table} (" + ", ".join(f"{n} {t}" for n, t in columns) + ")")
-
-
-LOCK_WAIT_SECONDS = 10.0
-
-
-def connect(warehouse: str | os.PathLike, read_only: bool = False, create: bool = True,
-            lock_wait: float = LOCK_WAIT_SECONDS) -> duckdb.DuckDBPyConnection:
-    """Opens the warehouse; an unusable path is a UsageError (one line, no traceback).
-
-    DuckDB has one writer and readers block it: a lock held by another process is waited for up to `lock_wait`.
-    """
-    path = Path(warehouse)
-    if not read_only and not path.parent.exists():
-        raise UsageError(f"cannot write warehouse {path}: directory {path.parent} does not exist")
-    if (read_only or not create) and not path.exists():
-        raise UsageError(f"warehouse {path} does not exist")
-    deadline = time.monotonic() + lock_wait
-    while True:
-        try:
-            return duckdb.connect(str(path), read_only=read_only)
-        except (duckdb.Error, OSError) as err:
-            first_line = str(err).splitlines()[0] if str(err) else type(err).__name__
-            if "lock" in first_line.lower() and time.monotonic() < deadline:
-                time.sleep(0.1)
-                continue
-            raise UsageError(f"cannot open warehouse {path}: {first_line}") from None
 
 
 @dataclass

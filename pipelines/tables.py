@@ -1,26 +1,26 @@
-"""The landed record: the Avro schema in `schemas/` and the Arrow, DuckDB and BigQuery schemas derived from it."""
+"""Every table of the warehouse, defined once as an Avro schema in `schemas/`; the Arrow (Parquet), DuckDB and
+BigQuery schemas are derived from it here, so that the local and the Dataflow sinks write the same columns."""
 from __future__ import annotations
 
-import datetime as dt
 import functools
-import hashlib
 import json
 from importlib import resources
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import fastavro
 import pyarrow as pa
 
-PATIENT_TABLE = "patient_demographics"
-REJECTED_TABLE = "rejected_records"
-# Staging-only columns for "latest ingestion wins" within one batch: the file's place in the batch's ingestion
-# order (path order in `run`, arrival order in `watch`) and the record's order within its file.
-FILE_ORDER_COLUMN = "_file_order"
-ORDINAL_COLUMN = "_ordinal"
-STAGING_ONLY_COLUMNS = (FILE_ORDER_COLUMN, ORDINAL_COLUMN)
-# Lineage fields are excluded from the content hash, so that re-delivering the same content changes nothing.
-LINEAGE_FIELDS = frozenset({"ingested_at", "input_file", "input_position", "run_id", "record_hash"})
+PATIENTS = "patient_demographics"
+REJECTED = "rejected_records"
+DELETED = "deleted_patients"
+RUNS = "runs"
+LEDGER = "ingested_files"
+OBSERVATIONS = "demographic_observations"
+VALIDATION = "validation_results"
+ALL_TABLES = (PATIENTS, REJECTED, DELETED, RUNS, LEDGER, OBSERVATIONS, VALIDATION)
+# The tables whose rows are also written as Parquet partitioned by source (contract section 3).
+PARQUET_TABLES = (PATIENTS, REJECTED, DELETED)
 
 
 def _schema_text(name: str) -> str:
@@ -35,13 +35,14 @@ def _schema_text(name: str) -> str:
 
 
 @functools.cache
-def avro_schema(table: str = PATIENT_TABLE) -> dict[str, Any]:
+def avro_schema(table: str) -> dict[str, Any]:
     """The parsed fastavro schema of a row of `table` (`schemas/<table>.avsc`)."""
     return fastavro.parse_schema(json.loads(_schema_text(f"{table}.avsc")))
 
 
-def field_names(table: str = PATIENT_TABLE) -> list[str]:
-    return [f["name"] for f in avro_schema(table)["fields"]]
+@functools.cache
+def field_names(table: str) -> tuple[str, ...]:
+    return tuple(f["name"] for f in avro_schema(table)["fields"])
 
 
 def _base_type(avro_type: Any) -> tuple[Any, bool]:
@@ -65,18 +66,20 @@ _BIGQUERY_PRIMITIVES = {"string": "STRING", "int": "INT64", "long": "INT64", "bo
 _BIGQUERY_LOGICAL = {"date": "DATE", "timestamp-micros": "TIMESTAMP"}
 
 
-def _map_type(avro_type: Any, primitives: Mapping[str, Any], logical: Mapping[str, Any], array) -> Any:
+def _map_type(avro_type: Any, primitives: Mapping[str, Any], logical: Mapping[str, Any],
+              array: Callable[[Any], Any] | None) -> Any:
     if isinstance(avro_type, dict):
         if avro_type.get("logicalType") in logical:
             return logical[avro_type["logicalType"]]
-        if avro_type.get("type") == "array":
+        if avro_type.get("type") == "array" and array is not None:
             return array(_map_type(avro_type["items"], primitives, logical, array))
         return _map_type(avro_type["type"], primitives, logical, array)
     return primitives[avro_type]
 
 
-def arrow_schema(table: str = PATIENT_TABLE) -> pa.Schema:
-    """Arrow schema (for Parquet staging and export) derived from the Avro schema."""
+@functools.cache
+def arrow_schema(table: str) -> pa.Schema:
+    """Arrow schema (Parquet staging and export) derived from the Avro schema."""
     fields = []
     for f in avro_schema(table)["fields"]:
         base, nullable = _base_type(f["type"])
@@ -84,7 +87,7 @@ def arrow_schema(table: str = PATIENT_TABLE) -> pa.Schema:
     return pa.schema(fields)
 
 
-def duckdb_columns(table: str = PATIENT_TABLE) -> list[tuple[str, str, bool]]:
+def duckdb_columns(table: str) -> list[tuple[str, str, bool]]:
     """(name, DuckDB type, nullable) per field, derived from the Avro schema."""
     out = []
     for f in avro_schema(table)["fields"]:
@@ -93,7 +96,13 @@ def duckdb_columns(table: str = PATIENT_TABLE) -> list[tuple[str, str, bool]]:
     return out
 
 
-def bigquery_schema(table: str = PATIENT_TABLE) -> list[dict[str, str]]:
+def duckdb_ddl(table: str) -> str:
+    """`CREATE TABLE IF NOT EXISTS` for one table."""
+    cols = ", ".join(f'"{name}" {sql}{"" if nullable else " NOT NULL"}' for name, sql, nullable in duckdb_columns(table))
+    return f"CREATE TABLE IF NOT EXISTS {table} ({cols})"
+
+
+def bigquery_schema(table: str) -> list[dict[str, str]]:
     """BigQuery table schema (JSON form) derived from the Avro schema, for the Dataflow sink."""
     out = []
     for f in avro_schema(table)["fields"]:
@@ -107,26 +116,6 @@ def bigquery_schema(table: str = PATIENT_TABLE) -> list[dict[str, str]]:
     return out
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, (dt.date, dt.datetime)):
-        return value.isoformat()
-    return value
-
-
-def content_hash(row: Mapping[str, Any]) -> str:
-    """SHA-256 over the non-lineage fields of a row, in schema order."""
-    content = [[name, _jsonable(row.get(name))] for name in field_names(PATIENT_TABLE) if name not in LINEAGE_FIELDS]
-    return hashlib.sha256(json.dumps(content, separators=(",", ":"), sort_keys=False).encode()).hexdigest()
-
-
-def validate_row(row: Mapping[str, Any], table: str = PATIENT_TABLE) -> bool:
+def validate_row(row: Mapping[str, Any], table: str) -> bool:
     """True when a row conforms to the table's Avro schema."""
     return fastavro.validation.validate(dict(row), avro_schema(table), raise_errors=False)
-
-
-def staging_schema(kind: str) -> pa.Schema:
-    """Arrow schema of a staging file: patient rows carry the staging-only ordering columns."""
-    if kind == "patients":
-        return (arrow_schema(PATIENT_TABLE).append(pa.field(FILE_ORDER_COLUMN, pa.int64(), False))
-                .append(pa.field(ORDINAL_COLUMN, pa.int64(), False)))
-    return arrow_schema(REJECTED_TABLE)

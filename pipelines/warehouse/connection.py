@@ -1,0 +1,54 @@
+"""Opening the DuckDB file, and the DDL of every table (derived from `schemas/`, so every table exists from the
+first run on, even when empty)."""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import duckdb
+
+from pipelines.errors import UsageError, WarehouseBusy
+from pipelines.tables import ALL_TABLES, duckdb_ddl
+
+LOCK_WAIT_SECONDS = 10.0
+
+
+def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Creates every table of the warehouse when missing (columns from the Avro schemas)."""
+    for table in ALL_TABLES:
+        con.execute(duckdb_ddl(table))
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    found = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchone()
+    return bool(found and found[0])
+
+
+def _is_lock_error(message: str) -> bool:
+    return "lock" in message.lower()
+
+
+def connect(warehouse: str | os.PathLike, read_only: bool = False, create: bool = True,
+            lock_wait: float = LOCK_WAIT_SECONDS) -> duckdb.DuckDBPyConnection:
+    """Opens the warehouse; an unusable path is a UsageError (one line, no traceback).
+
+    DuckDB has one writer and readers block it: a lock held by another process is waited for up to `lock_wait`,
+    then WarehouseBusy is raised. Use it as a context manager so the file is released as soon as possible.
+    """
+    path = Path(warehouse)
+    if not read_only and not path.parent.exists():
+        raise UsageError(f"cannot write warehouse {path}: directory {path.parent} does not exist")
+    if (read_only or not create) and not path.exists():
+        raise UsageError(f"warehouse {path} does not exist")
+    deadline = time.monotonic() + lock_wait
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except (duckdb.Error, OSError) as err:
+            first_line = str(err).splitlines()[0] if str(err) else type(err).__name__
+            if not _is_lock_error(first_line):
+                raise UsageError(f"cannot open warehouse {path}: {first_line}") from None
+            if time.monotonic() >= deadline:
+                raise WarehouseBusy(f"warehouse {path} is busy: another process holds it ({first_line})") from None
+            time.sleep(0.1)
