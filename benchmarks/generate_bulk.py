@@ -77,7 +77,8 @@ ORGANIZATIONS = 40
 PRACTITIONERS = 2000
 RESOURCE_TYPES = ("Patient", "Observation", "Encounter")
 CHUNK_PATIENTS = 1000  # ~6.5 MB of NDJSON: big enough to amortize process hand-off, small enough for memory
-GZIP_LEVEL = 6  # zlib's default, what servers typically send
+# nginx's default gzip_comp_level: twice as fast to write as zlib's default 6 for files ~25% bigger
+GZIP_LEVEL = 1
 
 Resource = dict[str, Any]
 Extensions = list[dict[str, Any]]
@@ -199,7 +200,8 @@ def race_profiles() -> list[RaceProfile]:
         RaceProfile("cms-bluebutton", 20, bluebutton_extensions("0", "Unknown")),
         RaceProfile("cms-bluebutton", 10, bluebutton_extensions()),
         RaceProfile("us-core-dstu2", 120, [value_extension(DSTU2_RACE, "2106-3", FHIR_V3_RACE, "White"),
-                                           value_extension(DSTU2_ETHNICITY, "2186-5", FHIR_V3_ETHNICITY, NOT_HISPANIC)]),
+                                           value_extension(DSTU2_ETHNICITY, "2186-5", FHIR_V3_ETHNICITY,
+                                                           NOT_HISPANIC)]),
         RaceProfile("us-core-dstu2", 50, [value_extension(DSTU2_RACE, "2054-5", FHIR_V3_RACE,
                                                           "Black or African American")]),
         RaceProfile("us-core-dstu2", 30, [value_extension(DSTU2_RACE, "2106-3", FHIR_V3_RACE, "White"),

@@ -1,4 +1,4 @@
-"""benchmarks/generate_bulk.py: a small export is reproducible, Bulk-shaped, sized like Synthea, and mixes every encoding."""
+"""benchmarks/generate_bulk.py: a small export is reproducible, Bulk-shaped, Synthea-sized, with every encoding."""
 from __future__ import annotations
 
 import collections
@@ -92,7 +92,8 @@ def test_the_files_do_not_depend_on_the_number_of_workers(tmp_path, monkeypatch)
 def test_gzip_output_decompresses_to_the_plain_output(export, tmp_path):
     generate_bulk.generate(tmp_path, PATIENTS, compress=True)
     for name in ("Patient", "Observation", "Encounter", "deleted/Patient"):
-        assert gzip.decompress((tmp_path / f"{name}.ndjson.gz").read_bytes()) == (export / f"{name}.ndjson").read_bytes()
+        plain = (export / f"{name}.ndjson").read_bytes()
+        assert gzip.decompress((tmp_path / f"{name}.ndjson.gz").read_bytes()) == plain
 
 
 def test_patients_do_not_depend_on_the_clinical_densities(export, tmp_path):
