@@ -817,11 +817,12 @@ def generate(out: Path, patients: int, seed: int = SEED, compress: bool = False,
 # ---------------------------------------------------------------- command line
 
 
-def non_negative(kind: Callable[[str], Any]) -> Callable[[str], Any]:
+def at_least(minimum: int, kind: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An argparse type: a finite number of `kind` not below `minimum`."""
     def parse(text: str) -> Any:
         value = kind(text)
-        if value < 0:
-            raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+        if not minimum <= value < float("inf"):
+            raise argparse.ArgumentTypeError(f"must be a number >= {minimum}, got {text}")
         return value
     return parse
 
@@ -836,13 +837,13 @@ def summary_line(out: Path, export: Export, seconds: float, patients: int) -> st
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--patients", type=non_negative(int), required=True)
+    parser.add_argument("--patients", type=at_least(0, int), required=True)
     parser.add_argument("--out", type=Path, required=True, help="folder to write the export into")
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--gzip", action="store_true", help="write .ndjson.gz files")
-    parser.add_argument("--observations-per-patient", type=non_negative(float), default=2.0)
-    parser.add_argument("--encounters-per-patient", type=non_negative(float), default=1.0)
-    parser.add_argument("--workers", type=non_negative(int), default=len(os.sched_getaffinity(0)),
+    parser.add_argument("--observations-per-patient", type=at_least(0, float), default=2.0)
+    parser.add_argument("--encounters-per-patient", type=at_least(0, float), default=1.0)
+    parser.add_argument("--workers", type=at_least(1, int), default=len(os.sched_getaffinity(0)),
                         help="processes generating chunks (default: the CPUs available); output does not depend on it")
     args = parser.parse_args(argv)
     start = time.perf_counter()
