@@ -22,6 +22,8 @@ US_CORE_RACE = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-race"
 US_CORE_ETHNICITY = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-ethnicity"
 NULL_FLAVOR = "http://terminology.hl7.org/CodeSystem/v3-NullFlavor"
 LOINC = "http://loinc.org"
+RACE_QUESTION = ("72826-1", "Race OMB.1997")  # LOINC question code, display
+ETHNICITY_QUESTION = ("69490-1", "Ethnicity OMB.1997")
 
 GIVEN = ["Ana", "Bao", "Chidi", "Dana", "Elif", "Farah", "Gabriel", "Hana", "Ikaika", "Jon", "Kiona", "Layla",
          "Mateo", "Nour", "Omar", "Priya", "Quinn", "Rosa", "Sione", "Tomas", "Uma", "Viet", "Wren", "Yusuf"]
@@ -52,16 +54,17 @@ def _coding(code: str, system: str = CDCREC) -> dict[str, str]:
 
 
 def us_core_race_extensions(omb: list[str], detailed: list[str], ethnicity: list[str], race_text: str,
-                            ethnicity_text: str) -> list[dict[str, Any]]:
-    race = [{"url": "ombCategory", "valueCoding": _coding(c)} for c in omb]
-    race += [{"url": "detailed", "valueCoding": _coding(c)} for c in detailed]
+                            ethnicity_text: str, system: str = CDCREC) -> list[dict[str, Any]]:
+    race = [{"url": "ombCategory", "valueCoding": _coding(c, system)} for c in omb]
+    race += [{"url": "detailed", "valueCoding": _coding(c, system)} for c in detailed]
     race.append({"url": "text", "valueString": race_text})
-    eth = [{"url": "ombCategory" if i == 0 else "detailed", "valueCoding": _coding(c)} for i, c in enumerate(ethnicity)]
+    eth = [{"url": "ombCategory" if i == 0 else "detailed", "valueCoding": _coding(c, system)}
+           for i, c in enumerate(ethnicity)]
     eth.append({"url": "text", "valueString": ethnicity_text})
     return [{"url": US_CORE_RACE, "extension": race}, {"url": US_CORE_ETHNICITY, "extension": eth}]
 
 
-def _declined() -> list[dict[str, Any]]:
+def declined_extensions() -> list[dict[str, Any]]:
     return [{"url": US_CORE_RACE, "extension": [{"url": "ombCategory", "valueCoding": _coding("ASKU", NULL_FLAVOR)},
                                                  {"url": "text", "valueString": "Declined to answer"}]},
             {"url": US_CORE_ETHNICITY, "extension": [
@@ -69,25 +72,25 @@ def _declined() -> list[dict[str, Any]]:
                 {"url": "text", "valueString": "Declined to answer"}]}]
 
 
-def _unknown() -> list[dict[str, Any]]:
+def unknown_extensions() -> list[dict[str, Any]]:
     return [{"url": US_CORE_RACE, "extension": [{"url": "ombCategory", "valueCoding": _coding("UNK", NULL_FLAVOR)},
                                                  {"url": "text", "valueString": "Unknown"}]}]
 
 
-def _legacy_value() -> list[dict[str, Any]]:
+def legacy_value_extensions(code: str = "2054-5", text: str = "Black") -> list[dict[str, Any]]:
     """The pre-2017 US Core form: the extension carries a valueCodeableConcept."""
     return [{"url": US_CORE_RACE, "valueCodeableConcept": {
-        "coding": [_coding("2054-5", "http://hl7.org/fhir/v3/Race")], "text": "Black"}}]
+        "coding": [_coding(code, "http://hl7.org/fhir/v3/Race")], "text": text}}]
 
 
-def _bluebutton() -> list[dict[str, Any]]:
+def bluebutton_extensions(code: str = "4", display: str = "Asian") -> list[dict[str, Any]]:
     return [{"url": "https://bluebutton.cms.gov/resources/variables/race",
-             "valueCoding": {"system": "https://bluebutton.cms.gov/resources/variables/race", "code": "4",
-                             "display": "Asian"}}]
+             "valueCoding": {"system": "https://bluebutton.cms.gov/resources/variables/race", "code": code,
+                             "display": display}}]
 
 
-def _text_only() -> list[dict[str, Any]]:
-    return [{"url": US_CORE_RACE, "extension": [{"url": "text", "valueString": "Middle Eastern"}]}]
+def text_only_extensions(text: str = "Middle Eastern") -> list[dict[str, Any]]:
+    return [{"url": US_CORE_RACE, "extension": [{"url": "text", "valueString": text}]}]
 
 
 def race_extensions(rng: random.Random) -> list[dict[str, Any]]:
@@ -96,15 +99,15 @@ def race_extensions(rng: random.Random) -> list[dict[str, Any]]:
     if roll < 0.70:
         return us_core_race_extensions(*rng.choice(US_CORE_PROFILES))
     if roll < 0.77:
-        return _declined()
+        return declined_extensions()
     if roll < 0.82:
-        return _unknown()
+        return unknown_extensions()
     if roll < 0.86:
-        return _legacy_value()
+        return legacy_value_extensions()
     if roll < 0.89:
-        return _bluebutton()
+        return bluebutton_extensions()
     if roll < 0.92:
-        return _text_only()
+        return text_only_extensions()
     return []  # absent
 
 
@@ -136,10 +139,12 @@ def make_encounter(rng: random.Random, patient_ref: str, n: int) -> dict[str, An
             "subject": {"reference": patient_ref}}
 
 
-def race_observation(patient_ref: str, n: int, answer: str) -> dict[str, Any]:
-    """Race carried as an Observation (LOINC 72826-1) with a CDCREC answer."""
+def race_observation(patient_ref: str, n: int, answer: str,
+                     question: tuple[str, str] = RACE_QUESTION) -> dict[str, Any]:
+    """Race (or, with ETHNICITY_QUESTION, ethnicity) carried as an Observation with a CDCREC answer."""
+    loinc_code, display = question
     return {"resourceType": "Observation", "id": f"race-obs-{n}", "status": "final",
-            "code": {"coding": [{"system": LOINC, "code": "72826-1", "display": "Race OMB.1997"}]},
+            "code": {"coding": [{"system": LOINC, "code": loinc_code, "display": display}]},
             "subject": {"reference": patient_ref}, "valueCodeableConcept": {"coding": [_coding(answer)]}}
 
 
