@@ -72,8 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--source", metavar="NAME", help="feed name (default: the input directory's name)")
     run.add_argument("--parquet-dir", metavar="DIR",
                      help="where the Parquet copy goes (default: <warehouse name>_parquet/ beside the warehouse)")
-    run.add_argument("--no-strict-fhir", dest="strict_fhir", action="store_false",
-                     help="skip strict FHIR R4B validation of Patients (faster; no fhir_validation_failed warnings)")
+    _reading_options(run)
+    run.add_argument("--follow-symlinks", action="store_true",
+                     help="follow symbolic links that lead outside the given inputs (default: such a link is a dead "
+                          "letter, symlink_outside_input)")
     _validation_options(run)
     _policy_option(run)
     run.add_argument("--fail-on-validation", action="store_true",
@@ -100,8 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--stop-after", type=_positive, metavar="SECONDS", help="stop after this many seconds")
     watch.add_argument("--window", type=_positive, default=60.0, metavar="SECONDS",
                        help="validate what landed in each window of this length (default 60)")
-    watch.add_argument("--no-strict-fhir", dest="strict_fhir", action="store_false",
-                       help="skip strict FHIR R4B validation of Patients")
+    _reading_options(watch)
     watch.add_argument("--no-validation", dest="validate", action="store_false",
                        help="do not run the expectation suites per window")
     _validation_options(watch)
@@ -131,6 +132,21 @@ def build_parser() -> argparse.ArgumentParser:
 def _warehouse_option(parser: argparse.ArgumentParser, creates: bool) -> None:
     parser.add_argument("--warehouse", default=DEFAULT_WAREHOUSE, metavar="FILE",
                         help=f"DuckDB warehouse file (default {DEFAULT_WAREHOUSE})" + ("; created when missing" if creates else ""))
+
+
+def _reading_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--strict-fhir", action="store_true",
+                        help="also validate every Patient against the full FHIR R4B model (fhir.resources): slower; "
+                             "a Patient invalid only in elements the pipeline does not read still lands, with "
+                             "fhir_validation_failed and the element paths. By default only the elements the "
+                             "pipeline reads are checked")
+    parser.add_argument("--max-document-mb", type=_positive, default=64, metavar="MB",
+                        help="largest single JSON document (one Bundle) or NDJSON line read; a larger one is a dead "
+                             "letter (default 64)")
+    parser.add_argument("--max-records-per-document", type=int, default=1_000_000, metavar="N",
+                        help="most records read from one document; the rest of it is a dead letter (default 1000000)")
+    parser.add_argument("--max-expanded-gb", type=_positive, default=64, metavar="GB",
+                        help="most bytes one file may expand to (gzip); the rest is a dead letter (default 64)")
 
 
 def _policy_option(parser: argparse.ArgumentParser) -> None:
@@ -194,21 +210,23 @@ def _check_beam_args(command: str, args: Sequence[str]) -> None:
 
 
 def _cmd_run(args: argparse.Namespace, beam_args: list[str]) -> int:
-    from pipelines.run import run_batch, summary_lines
-    from pipelines.validation import summary_table
+    from pipelines.jobs.run import run_batch, summary_lines
+    from pipelines.validation import all_passed, summary_table
 
-    result = run_batch(args.input, _landing_options(args, beam_args), args.source)
-    print("\n".join(summary_lines(result)))
-    if result.validation_rows and not result.validation_passed:
-        print(summary_table(result.validation_rows))
+    opts = _landing_options(args, beam_args)
+    run, sources = run_batch(args.input, opts, args.source, args.follow_symlinks)
+    print("\n".join(summary_lines(run, opts, sources)))
+    if run.validation_rows and not all_passed(run.validation_rows):
+        print(summary_table(run.validation_rows))
         if args.fail_on_validation:
             return EXIT_VALIDATION_FAILED
     return EXIT_OK
 
 
 def _landing_options(args: argparse.Namespace, beam_args: list[str]):
+    from pipelines.fhir.reader import ReadLimits
+    from pipelines.jobs.landing import LandingOptions, default_parquet_dir
     from pipelines.normalize import PolicyError, load_policy
-    from pipelines.run import LandingOptions, default_parquet_dir
     from pipelines.validation import ValidationConfig
 
     _check_beam_args(args.command, beam_args)
@@ -218,10 +236,13 @@ def _landing_options(args: argparse.Namespace, beam_args: list[str]):
         raise UsageError(str(err)) from None
     parquet_dir = args.parquet_dir or default_parquet_dir(args.warehouse)
     _check_writable_dir(parquet_dir)
-    return LandingOptions(policy=policy,
-        warehouse=args.warehouse, parquet_dir=parquet_dir,
-        beam_args=tuple(beam_args), strict_fhir=args.strict_fhir,
-        validation=ValidationConfig(completeness_goal=args.completeness_goal) if args.validate else None)
+    limits = ReadLimits(max_document_bytes=int(args.max_document_mb * (1 << 20)),
+                        max_records_per_document=args.max_records_per_document,
+                        max_expanded_bytes=int(args.max_expanded_gb * (1 << 30)))
+    return LandingOptions(warehouse=args.warehouse, parquet_dir=parquet_dir, beam_args=tuple(beam_args),
+                          strict_fhir=args.strict_fhir, policy=policy, limits=limits,
+                          validation=ValidationConfig(completeness_goal=args.completeness_goal)
+                          if args.validate else None)
 
 
 def _check_writable_dir(folder: str) -> None:

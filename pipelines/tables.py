@@ -18,7 +18,8 @@ RUNS = "runs"
 LEDGER = "ingested_files"
 OBSERVATIONS = "demographic_observations"
 VALIDATION = "validation_results"
-ALL_TABLES = (PATIENTS, REJECTED, DELETED, RUNS, LEDGER, OBSERVATIONS, VALIDATION)
+PARQUET_PARTITIONS = "parquet_partitions"
+ALL_TABLES = (PATIENTS, REJECTED, DELETED, RUNS, LEDGER, OBSERVATIONS, VALIDATION, PARQUET_PARTITIONS)
 # The tables whose rows are also written as Parquet partitioned by source (contract section 3).
 PARQUET_TABLES = (PATIENTS, REJECTED, DELETED)
 

@@ -25,6 +25,6 @@ def invalid_patient_elements(resource: Mapping[str, Any]) -> list[str]:
             parts = [str(p) for p in error.get("loc", ()) if not isinstance(p, int)]
             paths.add(".".join(parts) or "(resource)")
         return sorted(paths)
-    except (TypeError, ValueError, RecursionError):
+    except Exception:  # noqa: BLE001 - unknown or R5 contained types, numbers where strings go: never a crash
         return ["(resource)"]
     return []

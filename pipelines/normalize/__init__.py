@@ -8,8 +8,8 @@ Rules: contract section 4 and docs/classification.md; warning codes: docs/warnin
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
-import json
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -25,8 +25,8 @@ from .classify import (
 )
 from .demographics import (administrative_gender, birth_date, current_address, general_practitioner,
                            managing_organization, postal_code, preferred_language, state)
-from .evidence import (Question, observation_question, question_signature, race_ethnicity_extensions, read_observations,
-                       read_patient_extensions)
+from .evidence import (Question, observation_question, question_signature, race_ethnicity_extensions, read_extensions,
+                       read_observations)
 from .policy import Policy, PolicyError, load_policy
 from .tables import Tables, tables
 from .warning_codes import ALL_CODES as WARNING_CODES
@@ -39,6 +39,10 @@ __all__ = [
     "is_demographic_observation",
     "load_policy",
     "normalize_patient",
+    "other_demographics",
+    "race_ethnicity",
+    "race_ethnicity_extensions",
+    "RaceEthnicity",
     "warning_codes",
     "NORMALIZATION_ERROR",
 ]
@@ -83,12 +87,6 @@ def is_demographic_observation(resource: Mapping[str, Any]) -> bool:
         return False
 
 
-def race_ethnicity_raw(patient: Mapping[str, Any]) -> str | None:
-    """The Patient's race/ethnicity extensions as sent (JSON), or None when it has none."""
-    found = race_ethnicity_extensions(patient, tables())
-    return json.dumps(found, sort_keys=True, default=str) if found else None
-
-
 def normalize_patient(
     patient: Mapping[str, Any], observations: Sequence[Mapping[str, Any]] = (), policy: Policy | None = None
 ) -> dict[str, Any]:
@@ -102,6 +100,13 @@ def normalize_patient(
         # Never log patient data: the exception type only.
         _log.error("normalize_patient failed unexpectedly (%s); row landed as unknown", type(exc).__name__)
         return _empty_result([NORMALIZATION_ERROR])
+
+
+def _normalize(patient: Mapping[str, Any], observations: Sequence[Any], policy: Policy) -> dict[str, Any]:
+    race = _race_ethnicity(patient.get("extension"), observations, policy)
+    other, warnings = _other_demographics(patient, policy)
+    merged = {**race.fields, **other, "mapping_warnings": sorted({*race.warnings, *warnings})}
+    return {key: merged[key] for key in OUTPUT_KEYS}
 
 
 def _empty_result(warnings: list[str]) -> dict[str, Any]:
@@ -167,10 +172,43 @@ def source_format(race: Question, eth: Question) -> str:
     return "+".join(sorted(formats))
 
 
-def _normalize(patient: Mapping[str, Any], observations: Sequence[Any], policy: Policy) -> dict[str, Any]:
+@dataclasses.dataclass(frozen=True, slots=True)
+class RaceEthnicity:
+    """The race/ethnicity columns of one Patient, and the warnings of reading them."""
+
+    fields: Mapping[str, Any]
+    warnings: tuple[str, ...]
+
+
+def race_ethnicity(
+    extensions: Any, observations: Sequence[Any] = (), policy: Policy | None = None
+) -> RaceEthnicity:
+    """Race/ethnicity from `Patient.extension` (the whole list, or only its race/ethnicity part: the result is the
+    same) and the Patient's matched Observations. Never raises."""
+    policy = policy or _default_policy()
+    try:
+        return _race_ethnicity(extensions, observations, policy)
+    except Exception as exc:  # noqa: BLE001 - last resort; the record must still land (contract 4.1 "never crash")
+        _log.error("race/ethnicity normalization failed unexpectedly (%s); landed as unknown", type(exc).__name__)
+        empty = _empty_result([NORMALIZATION_ERROR])
+        return RaceEthnicity({k: empty[k] for k in RACE_KEYS}, (NORMALIZATION_ERROR,))
+
+
+def other_demographics(patient: Mapping[str, Any], policy: Policy | None = None) -> tuple[dict[str, Any], list[str]]:
+    """Language, birth date, gender, home address and provider references, with their warnings. Never raises."""
+    policy = policy or _default_policy()
+    try:
+        return _other_demographics(patient, policy)
+    except Exception as exc:  # noqa: BLE001 - last resort, as above
+        _log.error("demographics normalization failed unexpectedly (%s); landed without them", type(exc).__name__)
+        empty = _empty_result([])
+        return {k: empty[k] for k in OTHER_KEYS}, [NORMALIZATION_ERROR]
+
+
+def _race_ethnicity(extensions: Any, observations: Sequence[Any], policy: Policy) -> RaceEthnicity:
     t = tables()
     warn: list[str] = []
-    race, eth = read_patient_extensions(patient, t, policy, warn).finish()
+    race, eth = read_extensions(extensions, t, policy, warn).finish()
     _patient_warnings(race, eth, warn)
     if observations:
         _combine_observations(race, eth, observations, t, policy, warn)
@@ -179,14 +217,7 @@ def _normalize(patient: Mapping[str, Any], observations: Sequence[Any], policy: 
     categories = omb2024_categories(race.codes, eth.codes, t, policy)
     category = omb2024_category(categories, race, eth, race.codes)
     hispanic = any(c in t.hispanic for c in eth.codes)
-    born, year = birth_date(patient.get("birthDate"), warn)
-    address = current_address(patient.get("address"), warn)
-    language = preferred_language(patient.get("communication"), t, policy, warn)
-    gender = administrative_gender(patient.get("gender"), warn)
-    zip_code, state_code = postal_code(address, policy, warn), state(address, t, warn)
-    organization = managing_organization(patient.get("managingOrganization"), warn)
-    practitioner = general_practitioner(patient.get("generalPractitioner"), warn)
-    return {
+    return RaceEthnicity({
         "race_ethnicity_status": status_of(category),
         "unmapped_text_only": unmapped_text_only(category, race, eth),
         "omb2024_categories": categories,
@@ -198,13 +229,25 @@ def _normalize(patient: Mapping[str, Any], observations: Sequence[Any], policy: 
         "race_text": "; ".join(race.texts) or None,
         "ethnicity_text": "; ".join(eth.texts) or None,
         "race_source_format": source_format(race, eth),
-        "mapping_warnings": sorted(set(warn)),
-        "preferred_language": language,
+    }, tuple(sorted(set(warn))))
+
+
+def _other_demographics(patient: Mapping[str, Any], policy: Policy) -> tuple[dict[str, Any], list[str]]:
+    t = tables()
+    warn: list[str] = []
+    born, year = birth_date(patient.get("birthDate"), warn)
+    address = current_address(patient.get("address"), warn)
+    return {
+        "preferred_language": preferred_language(patient.get("communication"), t, policy, warn),
         "birth_date": born,
         "birth_year": year,
-        "administrative_gender": gender,
-        "postal_code": zip_code,
-        "state": state_code,
-        "managing_organization": organization,
-        "general_practitioner": practitioner,
-    }
+        "administrative_gender": administrative_gender(patient.get("gender"), warn),
+        "postal_code": postal_code(address, policy, warn),
+        "state": state(address, t, warn),
+        "managing_organization": managing_organization(patient.get("managingOrganization"), warn),
+        "general_practitioner": general_practitioner(patient.get("generalPractitioner"), warn),
+    }, warn
+
+
+RACE_KEYS = OUTPUT_KEYS[:OUTPUT_KEYS.index("mapping_warnings")]
+OTHER_KEYS = OUTPUT_KEYS[OUTPUT_KEYS.index("mapping_warnings") + 1:]

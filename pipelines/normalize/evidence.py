@@ -1,13 +1,14 @@
 """Collect what a Patient (and its race/ethnicity Observations) says to each question: codes, nulls, text, formats."""
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from . import warning_codes as W
 from .codings import NOT_HISPANIC, OTHER_RACE, resolve_coding, target_outcome
 from .policy import Policy
-from .tables import Tables, system_key
+from .tables import Tables, system_key, tables
 from .text_rules import map_text
 
 RACE, ETHNICITY, COMBINED = "race", "ethnicity", "combined"
@@ -212,29 +213,28 @@ def _extension_entry(url: str, t: Tables, warn: list[str]) -> tuple[str, str, st
     return entry
 
 
-def race_ethnicity_extensions(patient: Mapping[str, Any], t: Tables) -> list[Any]:
-    """The Patient's extensions that the race/ethnicity reading looks at: recognized URLs and URLs that mention race
-    or ethnicity (everything else, e.g. birthPlace, never affects the classification)."""
-    extensions = patient.get("extension")
+def race_ethnicity_extensions(extensions: Any) -> Any:
+    """The part of `Patient.extension` that race/ethnicity reading looks at (recognized URLs, URLs that mention race
+    or ethnicity, malformed entries); other extensions (birthPlace, ...) never affect it. Not a list: as it is."""
     if not isinstance(extensions, list):
-        return [extensions] if extensions is not None else []
-    return [ext for ext in extensions if _race_relevant(ext, t)]
+        return extensions
+    return [ext for ext in extensions
+            if not isinstance(ext, dict) or not isinstance(url := ext.get("url"), str) or _race_relevant_url(url)]
 
 
-def _race_relevant(ext: Any, t: Tables) -> bool:
-    url = ext.get("url") if isinstance(ext, dict) else None
-    if not isinstance(url, str):
-        return True  # malformed: it earns a warning, so it is part of what was read
+@functools.lru_cache(maxsize=4096)
+def _race_relevant_url(url: str) -> bool:
+    t = tables()
     if url in t.extensions or system_key(url) in t.extensions_loose:
         return True
     lowered = url.casefold()
     return "race" in lowered or "ethnic" in lowered
 
 
-def read_patient_extensions(patient: Mapping[str, Any], t: Tables, policy: Policy, warn: list[str]) -> Reader:
-    """Every recognized race/ethnicity extension of the Patient, whatever its US Core / DSTU2 / converter form."""
+def read_extensions(extensions: Any, t: Tables, policy: Policy, warn: list[str]) -> Reader:
+    """Every recognized race/ethnicity extension in `Patient.extension`, whatever its US Core / DSTU2 / converter
+    form."""
     reader = Reader(t, policy, warn)
-    extensions = patient.get("extension")
     if extensions is None:
         return reader
     if not isinstance(extensions, list):

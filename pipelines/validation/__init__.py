@@ -12,6 +12,7 @@ from pipelines.validation.store import (
     exit_code,
     shared_validator,
     store_results,
+    validate_landed_batch,
     validate_warehouse,
 )
 from pipelines.validation.suites import load_suites
@@ -30,6 +31,7 @@ __all__ = [
     "shared_validator",
     "store_results",
     "summary_table",
+    "validate_landed_batch",
     "validate_warehouse",
     "write_html_summary",
 ]

@@ -124,3 +124,17 @@ def completeness_trend(con: "duckdb.DuckDBPyConnection", scope: str = "source") 
           AND expectation = 'expect_column_values_to_be_in_set(race_ethnicity_status)'
         ORDER BY source, validated_at, run_id, window_start
     """, [scope]).fetchdf()
+
+
+def validate_landed_batch(con: "duckdb.DuckDBPyConnection", run_id: str,
+                          config: ValidationConfig = ValidationConfig()) -> list[dict[str, Any]]:
+    """Validates, per source, the landed rows of the Patients a batch read (temp table `_batch_latest` of the
+    commit) and stores the results."""
+    patients = con.execute(f"""SELECT p.* FROM {PATIENTS_TABLE} p SEMI JOIN _batch_latest b USING (source, patient_id)
+                               ORDER BY source, patient_id""").fetchdf()
+    validator = shared_validator(config)
+    rows: list[dict[str, Any]] = []
+    for source, group in patients.groupby("source", sort=True):
+        rows += validator.validate(group, scope="source", source=source, run_id=run_id)
+    store_results(con, rows)
+    return rows

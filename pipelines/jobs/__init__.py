@@ -1,0 +1,1 @@
+"""The commands: thin loops around one landing sequence (landing.py)."""

@@ -1,0 +1,233 @@
+"""The one landing sequence that `run` and `watch` call: stage (Beam reads and normalizes files into staging
+files), then in one step of the warehouse sink: match Observations, commit, export, validate; and the run's record
+(`runs`) around it. The Dataflow job runs the same read and staging transforms (pipelines/beam/dataflow.py).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import shutil
+import threading
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipelines.beam.read import REJECTED, InputFile, ReadSettings
+from pipelines.fhir.reader import ReadLimits
+from pipelines.fhir.records import Rejection
+from pipelines.normalize import Policy, load_policy
+from pipelines.rows import RowContext, rejected_table
+from pipelines.staging import StagedBatch, progress_of
+from pipelines.validation.config import ValidationConfig
+from pipelines.warehouse.runs import RunCounts
+from pipelines.warehouse.sink import DuckDBWarehouse, Landed
+
+log = logging.getLogger(__name__)
+
+DEFAULT_RUNNER = "FnApiRunner"  # named explicitly: the DirectRunner default tries to download Prism first
+PROGRESS_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class LandingOptions:
+    """How files are landed; shared by `run` and `watch`."""
+
+    warehouse: str
+    parquet_dir: str
+    beam_args: tuple[str, ...] = ()
+    strict_fhir: bool = False
+    validation: ValidationConfig | None = field(default_factory=ValidationConfig)  # None: do not validate
+    policy: Policy | None = None  # None: the policy file shipped in the package
+    limits: ReadLimits = field(default_factory=ReadLimits)
+
+    def sink(self) -> DuckDBWarehouse:
+        return DuckDBWarehouse(self.warehouse, self.parquet_dir)
+
+
+def default_parquet_dir(warehouse: str) -> str:
+    """`./warehouse.duckdb` -> `./warehouse_parquet/`."""
+    path = Path(warehouse)
+    return str(path.with_name(path.stem + "_parquet"))
+
+
+def new_run_id(started_at: dt.datetime) -> str:
+    return started_at.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+
+
+def ensure_runner(beam_args: list[str]) -> str:
+    """The runner's name; names the offline default explicitly when none is given."""
+    for i, arg in enumerate(beam_args):
+        if arg.startswith("--runner="):
+            return arg.split("=", 1)[1]
+        if arg == "--runner" and i + 1 < len(beam_args):
+            return beam_args[i + 1]
+    beam_args.append(f"--runner={DEFAULT_RUNNER}")
+    return DEFAULT_RUNNER
+
+
+def staging_root(warehouse: str) -> Path:
+    """Staging files live beside the warehouse (same disk as the data), in a hidden folder."""
+    path = Path(warehouse).resolve()
+    return path.parent / f".{path.name}.staging"
+
+
+@dataclass
+class Run:
+    """A run in progress: its id, start and counts so far."""
+
+    run_id: str
+    mode: str
+    started_at: dt.datetime
+    counts: RunCounts = field(default_factory=RunCounts)
+    validation_rows: list[dict[str, Any]] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)
+    ended_at: dt.datetime | None = None
+    status: str | None = None  # set by the caller to end otherwise than succeeded/unreconciled (watch: stopped)
+
+
+@contextmanager
+def recorded_run(sink: DuckDBWarehouse, mode: str, sources: Sequence[str], inputs: Sequence[str],
+                 runner: str) -> Iterator[Run]:
+    """Records the run in `runs`: running, then succeeded / unreconciled / stopped, failed or interrupted."""
+    started_at = dt.datetime.now(dt.timezone.utc)
+    run = Run(new_run_id(started_at), mode, started_at)
+    sink.start_run(run.run_id, mode, sources, inputs, runner, started_at)
+    try:
+        yield run
+    except BaseException as err:
+        status = "interrupted" if isinstance(err, KeyboardInterrupt) else "failed"
+        message = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+        try:
+            sink.finish_run(run.run_id, status, run.counts, dt.datetime.now(dt.timezone.utc), message)
+        except Exception:  # noqa: BLE001 - the original error is on its way; the next start repairs the row
+            log.debug("could not record the end of run %s", run.run_id, exc_info=True)
+        raise
+    status = run.status or ("succeeded" if run.counts.reconciles else "unreconciled")
+    run.ended_at = dt.datetime.now(dt.timezone.utc)
+    sink.finish_run(run.run_id, status, run.counts, run.ended_at, "; ".join(run.messages) or None)
+
+
+class ProgressLine:
+    """Logs how far the read stage is, from the progress files the workers write (every runner mode)."""
+
+    def __init__(self, staging_dir: str, total_bytes: int, interval: float = PROGRESS_SECONDS):
+        self.staging_dir, self.total, self.interval = staging_dir, total_bytes, interval
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name="progress", daemon=True)
+        self.started = time.monotonic()
+
+    def __enter__(self) -> "ProgressLine":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop.set()
+        self.thread.join()
+
+    def line(self) -> str | None:
+        records, done = progress_of(self.staging_dir)
+        elapsed = time.monotonic() - self.started
+        if not done or elapsed <= 0:
+            return None
+        rate = done / elapsed
+        text = f"read {done / 1e6:,.1f} of {self.total / 1e6:,.1f} MB"
+        if self.total:
+            text += f" ({min(100.0, 100 * done / self.total):.0f}%)"
+        text += f", {records:,} records, {records / elapsed:,.0f} records/s"
+        if self.total > done and rate > 0:
+            text += f", about {(self.total - done) / rate:,.0f} s left"
+        return text
+
+    def _loop(self) -> None:
+        while not self.stop.wait(self.interval):
+            text = self.line()
+            if text:
+                log.info("%s", text)
+
+
+def _run_beam(files: Sequence[InputFile], staging_dir: str, settings: ReadSettings, beam_args: Sequence[str]) -> None:
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from pipelines.beam.read import ReadFhirFiles
+    from pipelines.beam.staging import WriteStaged, staged_outputs
+
+    args = list(beam_args)
+    ensure_runner(args)
+    pipeline = beam.Pipeline(options=PipelineOptions(args))
+    outputs = (pipeline
+               | "ListInputFiles" >> beam.Create(list(files))
+               | "ReadFhirFiles" >> ReadFhirFiles(settings))
+    staged_outputs(outputs) | "WriteStaged" >> WriteStaged(staging_dir)
+    state = pipeline.run().wait_until_finish()
+    if str(state) not in ("DONE", "PipelineState.DONE"):
+        raise RuntimeError(f"the Beam pipeline ended in state {state}")
+
+
+def _stage_listing_rejects(rejects: Sequence[tuple[str, str, Rejection]], staging_dir: str, run_id: str,
+                           ingested_at: dt.datetime, counts: RunCounts) -> None:
+    """Dead letters found while listing the inputs (a folder that cannot be listed, a link leaving the inputs)."""
+    if not rejects:
+        return
+    tables = [rejected_table([r], RowContext(source, path, ingested_at, run_id)) for source, path, r in rejects]
+    folder = os.path.join(staging_dir, REJECTED)
+    os.makedirs(folder, exist_ok=True)
+    pq.write_table(pa.concat_tables(tables), os.path.join(folder, "listing.parquet"))
+    for _, _, r in rejects:
+        counts.add_task_stats({"records_in": 1, "rejected": 1, "rejected_by_reason": {r.reason: 1}})
+
+
+def land_files(files: Sequence[InputFile], run: Run, opts: LandingOptions, ingested_at: dt.datetime,
+               duplicates_land_nothing: bool = False, listing_rejects: Sequence[tuple[str, str, Rejection]] = (),
+               arrived_at: dict[str, dt.datetime] | None = None) -> Landed:
+    """Reads, normalizes and lands one batch of files; adds its counts to the run only once it has landed."""
+    staging_dir = str(staging_root(opts.warehouse) / run.run_id / ingested_at.strftime("%H%M%S%f"))
+    try:
+        if files:
+            settings = ReadSettings(run.run_id, ingested_at, opts.strict_fhir, opts.policy, opts.limits)
+            total = sum(_size(f.path) for f in files)
+            with ProgressLine(staging_dir, total):
+                _run_beam(files, staging_dir, settings, opts.beam_args)
+        batch = StagedBatch.collect(staging_dir)
+        _stage_listing_rejects(listing_rejects, staging_dir, run.run_id, ingested_at, batch.counts)
+        if listing_rejects:
+            batch = _with_listing_rejects(batch, staging_dir)
+        for f in batch.files:
+            f.arrived_at = (arrived_at or {}).get(f.path)
+        landed = opts.sink().land(batch, run.run_id, dt.datetime.now(dt.timezone.utc),
+                                  opts.policy or load_policy(), duplicates_land_nothing, opts.validation)
+    finally:
+        shutil.rmtree(staging_dir, ignore_errors=True)
+        _remove_empty_parents(Path(staging_dir), staging_root(opts.warehouse))
+    run.counts.merge(landed.counts)
+    run.validation_rows += landed.validation_rows
+    if landed.export_error:
+        run.messages.append(f"Parquet copy lags (rewritten at the next landing): {landed.export_error}")
+    return landed
+
+
+def _with_listing_rejects(batch: StagedBatch, staging_dir: str) -> StagedBatch:
+    batch.rejected = sorted({*batch.rejected, os.path.join(staging_dir, REJECTED, "listing.parquet")})
+    return batch
+
+
+def _size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
+
+
+def _remove_empty_parents(folder: Path, root: Path) -> None:
+    for parent in (folder.parent, root):
+        try:
+            parent.rmdir()
+        except OSError:
+            pass

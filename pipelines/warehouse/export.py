@@ -1,0 +1,136 @@
+"""The Parquet copy of patient_demographics, rejected_records and deleted_patients, partitioned by source:
+append, then compact, so that a landing costs what it brought, not the size of its feed.
+
+Layout: `<parquet_dir>/<table>/source=<percent-encoded name>/part-<sequence>.parquet`. Each landing appends one
+file per touched partition with the rows it changed; a partition is rewritten as one file when its appended files
+grow (more than MAX_DELTA_FILES, or more rows than COMPACT_RATIO of the rewritten ones), when a deletion removed
+rows from it, or when an earlier export did not finish (the `dirty` mark, set in the landing's own transaction).
+Reading rule for the copy of patient_demographics: per (source, patient_id), the row of the highest-numbered file.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import urllib.parse
+import uuid
+
+import duckdb
+import pyarrow.parquet as pq
+from apache_beam.io.filesystems import FileSystems
+
+from pipelines.staging import list_folder
+from pipelines.tables import PARQUET_PARTITIONS, PATIENTS, arrow_schema, field_names
+
+MAX_DELTA_FILES = 64
+COMPACT_RATIO = 0.25
+COMPACT_MIN_ROWS = 100_000
+ROWS_PER_BATCH = 50_000
+_PART = re.compile(r"^part-(\d{10})\.parquet$")
+# Where each table's new rows of the last commit are (temp tables of commit_batch).
+NEW_ROWS = {PATIENTS: "_changes", "rejected_records": "_new_rejected", "deleted_patients": "_new_deleted"}
+
+
+def partition_dir_name(source: str) -> str:
+    """`source=<name>`, the name percent-encoded as UTF-8 bytes: injective (two sources never share a folder)
+    and safe on every filesystem and object store."""
+    return "source=" + urllib.parse.quote(source, safe="")
+
+
+def partition_dir(parquet_dir: str, table: str, source: str) -> str:
+    return FileSystems.join(parquet_dir, table, partition_dir_name(source))
+
+
+def mark_dirty(con: duckdb.DuckDBPyConnection, sources_by_table: dict[str, set[str]],
+               now: dt.datetime) -> set[tuple[str, str]]:
+    """Inside the landing's transaction: these partitions may lag until their export finishes. Returns the
+    partitions that were already lagging (an earlier export did not finish): those are rewritten whole."""
+    stale = set(con.execute(f"SELECT table_name, source FROM {PARQUET_PARTITIONS} WHERE dirty").fetchall())
+    for table, sources in sources_by_table.items():
+        for source in sources:
+            con.execute(f"UPDATE {PARQUET_PARTITIONS} SET dirty = true, updated_at = ? "
+                        "WHERE table_name = ? AND source = ?", [now, table, source])
+            con.execute(f"""INSERT INTO {PARQUET_PARTITIONS} SELECT ?, ?, true, 0, 0, 0, ? WHERE NOT EXISTS (
+                            SELECT 1 FROM {PARQUET_PARTITIONS} WHERE table_name = ? AND source = ?)""",
+                        [table, source, now, table, source])
+    return stale
+
+
+def _next_sequence(folder: str) -> int:
+    numbers = [int(m.group(1)) for path in list_folder(folder) if (m := _PART.match(os.path.basename(path)))]
+    return max(numbers, default=0) + 1
+
+
+def _write(con: duckdb.DuckDBPyConnection, query: str, params: list, table: str, target: str) -> int:
+    """Streams a query's rows into one Parquet file (written under a temporary name, then renamed)."""
+    tmp = FileSystems.join(os.path.dirname(target), f".{os.path.basename(target)}.{uuid.uuid4().hex}.tmp")
+    reader = con.execute(query, params).fetch_record_batch(ROWS_PER_BATCH)
+    rows = 0
+    with FileSystems.create(tmp) as fh:
+        with pq.ParquetWriter(fh, arrow_schema(table), compression="zstd") as writer:
+            for batch in reader:
+                writer.write_batch(batch.cast(arrow_schema(table)))
+                rows += batch.num_rows
+    FileSystems.rename([tmp], [target])
+    return rows
+
+
+def _order(table: str) -> str:
+    return "patient_id" if table == PATIENTS else "input_file, input_position" if table == "deleted_patients" \
+        else "input_file, position"
+
+
+def export(con: duckdb.DuckDBPyConnection, parquet_dir: str, changed: dict[str, set[str]], removed: set[str],
+         stale: set[tuple[str, str]], now: dt.datetime) -> list[str]:
+    """Exports the last commit's new rows (temp tables of commit_batch); partitions that lag (`stale`, or dirty
+    from any earlier landing) are rewritten from the warehouse. Returns the files written."""
+    written = []
+    pending = {(t, s) for t, sources in changed.items() for s in sources}
+    lagging = stale | set(con.execute(f"SELECT table_name, source FROM {PARQUET_PARTITIONS} WHERE dirty").fetchall()
+                          ) - pending
+    for table, source in sorted(pending | lagging):
+        state = con.execute(f"SELECT delta_files, delta_rows, base_rows FROM {PARQUET_PARTITIONS} "
+                            "WHERE table_name = ? AND source = ?", [table, source]).fetchone() or (0, 0, 0)
+        folder = partition_dir(parquet_dir, table, source)
+        if not FileSystems.exists(folder):
+            FileSystems.mkdirs(folder)
+        target = FileSystems.join(folder, f"part-{_next_sequence(folder):010d}.parquet")
+        new_rows = _count(con, NEW_ROWS[table], source) if source in changed.get(table, set()) else 0
+        compact = ((table, source) in stale or (table, source) in lagging or (table == PATIENTS and source in removed)
+                   or state[0] + 1 > MAX_DELTA_FILES
+                   or state[1] + new_rows > max(COMPACT_MIN_ROWS, COMPACT_RATIO * state[2])
+                   or not _has_parts(folder))
+        cols = ", ".join(f'"{c}"' for c in field_names(table))
+        if compact:
+            old = [p for p in list_folder(folder) if _PART.match(os.path.basename(p))]
+            rows = _write(con, f"SELECT {cols} FROM {table} WHERE source = ? ORDER BY {_order(table)}", [source],
+                          table, target)
+            if old:
+                FileSystems.delete(old)
+            state = (0, 0, rows)
+        else:
+            rows = _write(con, f"SELECT {cols} FROM {NEW_ROWS[table]} WHERE source = ? ORDER BY {_order(table)}",
+                          [source], table, target)
+            state = (state[0] + 1, state[1] + rows, state[2])
+        con.execute(f"DELETE FROM {PARQUET_PARTITIONS} WHERE table_name = ? AND source = ?", [table, source])
+        con.execute(f"INSERT INTO {PARQUET_PARTITIONS} VALUES (?, ?, false, ?, ?, ?, ?)", [table, source, *state, now])
+        written.append(target)
+    return written
+
+
+def _count(con: duckdb.DuckDBPyConnection, temp: str, source: str) -> int:
+    return con.execute(f"SELECT count(*) FROM {temp} WHERE source = ?", [source]).fetchone()[0]
+
+
+def _has_parts(folder: str) -> bool:
+    return any(_PART.match(os.path.basename(p)) for p in list_folder(folder))
+
+
+def read_latest_sql(parquet_dir: str) -> str:
+    """SQL (DuckDB) reading the Parquet copy of patient_demographics the way the reading rule says: per
+    (source, patient_id) the row of the highest-numbered file. For tests and the README."""
+    pattern = os.path.join(parquet_dir, PATIENTS, "*", "part-*.parquet").replace("'", "''")
+    cols = ", ".join(f'"{c}"' for c in field_names(PATIENTS))
+    return (f"SELECT {cols} FROM read_parquet('{pattern}', filename = true, hive_partitioning = false) "
+            "QUALIFY row_number() OVER (PARTITION BY source, patient_id ORDER BY filename DESC) = 1")
+
