@@ -5,6 +5,7 @@ import argparse
 import logging
 import os
 import tempfile
+from pathlib import Path
 import sys
 from typing import Sequence
 
@@ -229,7 +230,10 @@ def _landing_options(args: argparse.Namespace, beam_args: list[str]):
     from pipelines.normalize import PolicyError, load_policy
     from pipelines.validation import ValidationConfig
 
+    from pipelines.warehouse.connection import check_warehouse_path
+
     _check_beam_args(args.command, beam_args)
+    check_warehouse_path(Path(args.warehouse))
     try:
         policy = load_policy(args.policy) if args.policy else None
     except PolicyError as err:
@@ -257,23 +261,23 @@ def _check_writable_dir(folder: str) -> None:
 
 
 def _cmd_watch(args: argparse.Namespace, beam_args: list[str]) -> int:
-    from pipelines.validation import summary_table
-    from pipelines.watch import watch
+    from pipelines.jobs.watch import watch
+    from pipelines.validation import all_passed, summary_table
 
     result = watch(args.input, _landing_options(args, beam_args), args.source, args.poll_interval,
                    args.stop_after, args.window)
-    c = result.counts
-    print(f"watch {result.run_id} stopped ({result.reason}): {result.files_landed} files landed, "
-          f"{result.duplicates} duplicate deliveries, {c.records_in} records in = {c.patients_landed} patients + "
-          f"{c.rejected} rejected + {c.other_resources} other resources")
-    if result.validation_rows and not all(r["success"] for r in result.validation_rows):
-        print(summary_table(result.validation_rows))
+    c = result.run.counts
+    print(f"watch {result.run.run_id} stopped ({result.reason}): {result.files_landed} files landed, "
+          f"{result.duplicates} duplicate deliveries, {c.records_in} records in = {c.patients_landed} Patient "
+          f"records + {c.rejected} rejected + {c.other_resources} other resources + {c.deletions} deletions")
+    if result.run.validation_rows and not all_passed(result.run.validation_rows):
+        print(summary_table(result.run.validation_rows))
     return EXIT_OK
 
 
 def _cmd_status(args: argparse.Namespace, _: list[str]) -> int:
-    from pipelines.warehouse import legacy as wh
-    from pipelines.status import collect_status, render_status
+    from pipelines import warehouse as wh
+    from pipelines.jobs.status import collect_status, render_status
 
     with wh.connect(args.warehouse, read_only=True) as con:
         print(render_status(collect_status(con, args.input, args.recent)))
@@ -283,8 +287,8 @@ def _cmd_status(args: argparse.Namespace, _: list[str]) -> int:
 def _cmd_validate(args: argparse.Namespace, _: list[str]) -> int:
     import datetime as dt
 
-    from pipelines.warehouse import legacy as wh
-    from pipelines.run import new_run_id
+    from pipelines import warehouse as wh
+    from pipelines.jobs.landing import new_run_id
     from pipelines.validation import (NoPatientsError, ValidationConfig, exit_code, summary_table,
                                       validate_warehouse, write_html_summary)
 

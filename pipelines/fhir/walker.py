@@ -97,17 +97,18 @@ class DocumentWalker:
         return self.events
 
     def _match_observations(self) -> None:
+        """Observations go to the Patients of the document they point at; every one is also kept for the feed, so
+        that a Patient classified again later (a further Observation arrives) still has them all."""
         for obs in self.observations:
             ref = _subject_reference(obs)
             if ref is None:
                 continue
-            matched = False
+            key = patient_key_of_reference(ref)
             for patient in self.patients:
                 if _matches(ref, _reference_targets(patient)):
                     patient.observations.append(obs)
-                    matched = True
-            if not matched:
-                self.events.append(FeedObservation(patient_key_of_reference(ref), obs))
+                    key = patient.key
+            self.events.append(FeedObservation(key, obs))
 
     def _record(self) -> None:
         self.count += 1

@@ -130,6 +130,11 @@ class ProgressLine:
     def __exit__(self, *exc: Any) -> None:
         self.stop.set()
         self.thread.join()
+        if exc[0] is None:
+            records, done = progress_of(self.staging_dir)
+            elapsed = max(time.monotonic() - self.started, 1e-6)
+            log.info("read %s MB: %s records in %.1f s (%s records/s, %.1f MB/s)", f"{done / 1e6:,.1f}",
+                     f"{records:,}", elapsed, f"{records / elapsed:,.0f}", done / 1e6 / elapsed)
 
     def line(self) -> str | None:
         records, done = progress_of(self.staging_dir)

@@ -14,6 +14,7 @@ from pipelines.validation.store import (
     store_results,
     validate_landed_batch,
     validate_warehouse,
+    validate_window,
 )
 from pipelines.validation.suites import load_suites
 from pipelines.validation.validator import Validator
@@ -33,5 +34,6 @@ __all__ = [
     "summary_table",
     "validate_landed_batch",
     "validate_warehouse",
+    "validate_window",
     "write_html_summary",
 ]

@@ -138,3 +138,16 @@ def validate_landed_batch(con: "duckdb.DuckDBPyConnection", run_id: str,
         rows += validator.validate(group, scope="source", source=source, run_id=run_id)
     store_results(con, rows)
     return rows
+
+
+def validate_window(con: "duckdb.DuckDBPyConnection", run_id: str, source: str, start: Any, end: Any,
+                    config: ValidationConfig = ValidationConfig()) -> list[dict[str, Any]]:
+    """Validates the patients a watch run landed in [start, end) and stores the results (none landed: none)."""
+    patients = con.execute(f"""SELECT * FROM {PATIENTS_TABLE} WHERE run_id = ? AND ingested_at >= ? AND ingested_at < ?
+                               ORDER BY patient_id""", [run_id, start, end]).fetchdf()
+    if patients.empty:
+        return []
+    rows = shared_validator(config).validate(patients, scope="window", source=source, run_id=run_id,
+                                             window_start=start, window_end=end)
+    store_results(con, rows)
+    return rows

@@ -12,6 +12,11 @@ from pipelines.errors import UsageError, WarehouseBusy
 from pipelines.tables import ALL_TABLES, duckdb_ddl
 
 LOCK_WAIT_SECONDS = 10.0
+# A commit larger than this is made durable by a checkpoint (one atomic switch of the file header) instead of the
+# write-ahead log: DuckDB 1.5.5 replays a WAL cut inside COMMIT wrongly when a large insert's rows were written
+# ahead (it keeps them and rolls back the rest of the transaction). Measured: 0 anomalies in 100 SIGKILL trials
+# with this setting, 20 in 61 without (SECURITY.md).
+CHECKPOINT_THRESHOLD = "256KB"
 
 
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
@@ -29,6 +34,16 @@ def _is_lock_error(message: str) -> bool:
     return "lock" in message.lower()
 
 
+def check_warehouse_path(path: Path, must_exist: bool = False) -> None:
+    """One-line errors for a warehouse path that cannot work, before anything is read."""
+    if must_exist and not path.exists():
+        raise UsageError(f"warehouse {path} does not exist")
+    if not path.parent.is_dir():
+        raise UsageError(f"cannot write warehouse {path}: directory {path.parent} does not exist")
+    if path.is_dir():
+        raise UsageError(f"cannot open warehouse {path}: it is a directory")
+
+
 def connect(warehouse: str | os.PathLike, read_only: bool = False, create: bool = True,
             lock_wait: float = LOCK_WAIT_SECONDS) -> duckdb.DuckDBPyConnection:
     """Opens the warehouse; an unusable path is a UsageError (one line, no traceback).
@@ -37,14 +52,14 @@ def connect(warehouse: str | os.PathLike, read_only: bool = False, create: bool 
     then WarehouseBusy is raised. Use it as a context manager so the file is released as soon as possible.
     """
     path = Path(warehouse)
-    if not read_only and not path.parent.exists():
-        raise UsageError(f"cannot write warehouse {path}: directory {path.parent} does not exist")
-    if (read_only or not create) and not path.exists():
-        raise UsageError(f"warehouse {path} does not exist")
+    check_warehouse_path(path, must_exist=read_only or not create)
     deadline = time.monotonic() + lock_wait
     while True:
         try:
-            return duckdb.connect(str(path), read_only=read_only)
+            con = duckdb.connect(str(path), read_only=read_only)
+            if not read_only:
+                con.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
+            return con
         except (duckdb.Error, OSError) as err:
             first_line = str(err).splitlines()[0] if str(err) else type(err).__name__
             if not _is_lock_error(first_line):

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from pipelines.normalize import Policy
-from pipelines.staging import StagedBatch
+from pipelines.staging import InputFileResult, StagedBatch
 from pipelines.warehouse.commit import commit_batch
 from pipelines.warehouse.connection import LOCK_WAIT_SECONDS, connect, ensure_tables
 from pipelines.warehouse.export import export
@@ -26,6 +26,7 @@ class Landed:
     """What landing one batch did."""
 
     counts: RunCounts
+    files: list[InputFileResult] = field(default_factory=list)  # each input file's ledger status
     validation_rows: list[dict[str, Any]] = field(default_factory=list)
     export_error: str | None = None
 
@@ -59,7 +60,7 @@ class DuckDBWarehouse:
             result = commit_batch(con, batch, run_id, landed_at, policy, duplicates_land_nothing)
             counts = batch.counts
             counts.merge(result.counts)
-            landed = Landed(counts)
+            landed = Landed(counts, batch.files)
             try:
                 export(con, self.parquet_dir, result.changed_sources, result.removed_sources, result.stale_partitions,
                        landed_at)

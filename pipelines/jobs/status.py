@@ -10,11 +10,8 @@ from typing import Any, Sequence
 
 import duckdb
 
-from pipelines.warehouse.legacy import LEDGER_TABLE
-
-
-def _table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    return bool(con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchone()[0])
+from pipelines.tables import LEDGER as LEDGER_TABLE
+from pipelines.warehouse import table_exists as _table_exists
 
 
 def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] = ()) -> tuple[list[str], list[tuple]]:
@@ -24,13 +21,13 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] = ()) 
 
 def waiting_files(con: duckdb.DuckDBPyConnection, drop_dirs: Sequence[str]) -> list[str]:
     """Files in the drop folders that the ledger does not know yet (same rules as `watch` for what is a file)."""
-    from pipelines.watch import scan_drop_folder
+    from pipelines.jobs.inputs import list_inputs
 
     known = {row[0] for row in con.execute(f"SELECT DISTINCT input_file FROM {LEDGER_TABLE}").fetchall()}
     waiting = []
     for folder in drop_dirs:
         if Path(folder).is_dir():
-            waiting += [path for path, _ in scan_drop_folder(Path(folder)) if path not in known]
+            waiting += [f.display for f in list_inputs([folder], "-").files if f.display not in known]
     return sorted(waiting)
 
 
