@@ -12,7 +12,6 @@ import duckdb
 import pytest
 
 from pipelines.samples import make_patient
-from pipelines.watch import WatchState, classify_new_files, scan_drop_folder
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -103,7 +102,8 @@ def test_watch_lands_live_survives_sigkill_and_never_duplicates(tmp_path):
     assert _read(warehouse, "SELECT reason FROM rejected_records") == [("invalid_json",)]
     runs = _read(warehouse, "SELECT mode, status, records_in, patients_landed + rejected + other_resources "
                             "FROM runs ORDER BY started_at")
-    assert [r[:2] for r in runs] == [("watch", "running"), ("watch", "stopped")]  # the killed one never ended
+    # the killed one never ended: the restart marked it interrupted
+    assert [r[:2] for r in runs] == [("watch", "interrupted"), ("watch", "stopped")]
     assert all(r[2] == r[3] for r in runs)
     assert runs[1][2] == 30005  # the restart read big.ndjson and c.ndjson, nothing landed before the kill
     lags = _read(warehouse, "SELECT count(*) FROM ingested_files WHERE lag_seconds >= 0")[0][0]
@@ -133,7 +133,7 @@ def test_a_changed_file_under_the_same_name_is_new_data(tmp_path):
 
 
 def test_stop_after_ends_the_watch_and_bad_input_is_one_line(tmp_path):
-    drop = tmp_path / "drop"
+    drop = tmp_path / "qhio-west"
     drop.mkdir()
     result = subprocess.run([sys.executable, "-m", "pipelines.cli", "watch", "--input", str(drop), "--warehouse",
                              str(tmp_path / "w.duckdb"), "--stop-after", "1"], capture_output=True, text=True,
@@ -144,21 +144,93 @@ def test_stop_after_ends_the_watch_and_bad_input_is_one_line(tmp_path):
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
 
 
-def test_classify_new_files_is_exactly_once_by_content(tmp_path):
-    (tmp_path / "a.json").write_text("A")
-    (tmp_path / "b.json").write_text("A")
-    (tmp_path / ".hidden").write_text("A")
-    (tmp_path / "c.json.tmp").write_text("A")
-    state = WatchState()
-    to_land, ledger = classify_new_files(scan_drop_folder(tmp_path), "s", state)
-    assert [Path(p).name for p, _ in to_land] == ["a.json"]
-    assert [(Path(e["input_file"]).name, e["status"]) for e in ledger] == [("a.json", "landed"), ("b.json", "duplicate")]
-    assert classify_new_files(scan_drop_folder(tmp_path), "s", state) == ([], [])  # nothing new on the next poll
-    # after a restart, files already in the ledger are neither landed nor recorded again
-    restarted = WatchState(known={(e["input_file"], e["content_sha256"]) for e in ledger},
-                           first_path_by_hash={ledger[0]["content_sha256"]: ledger[0]["input_file"]})
-    assert classify_new_files(scan_drop_folder(tmp_path), "s", restarted) == ([], [])
-    # a third copy delivered while the watcher was down is a duplicate delivery
-    (tmp_path / "d.json").write_text("A")
-    to_land, ledger3 = classify_new_files(scan_drop_folder(tmp_path), "s", restarted)
-    assert to_land == [] and [(Path(e["input_file"]).name, e["status"]) for e in ledger3] == [("d.json", "duplicate")]
+def _watch_once(drop: Path, warehouse: Path, **kwargs):
+    """One in-process watch that polls until it has nothing new, then stops."""
+    from pipelines.jobs.landing import LandingOptions
+    from pipelines.jobs.watch import watch
+
+    opts = LandingOptions(str(warehouse), str(warehouse.with_name("pq")), validation=None)
+    return watch(str(drop), opts, kwargs.pop("source", "qhio"), poll_interval=0.05, stop_after=0.5, **kwargs)
+
+
+def test_each_content_lands_once_across_names_polls_and_restarts(tmp_path):
+    drop, warehouse = tmp_path / "drop", tmp_path / "w.duckdb"
+    drop.mkdir()
+    content = _ndjson("p", 3, 9)
+    (drop / "a.ndjson").write_bytes(content)
+    (drop / "b.ndjson").write_bytes(content)  # the same content under another name
+    (drop / ".hidden.ndjson").write_bytes(content)
+    (drop / "c.ndjson.tmp").write_bytes(content)
+    first = _watch_once(drop, warehouse)
+    assert (first.files_landed, first.duplicates) == (1, 1)
+    restarted = _watch_once(drop, warehouse)  # files in the ledger are recognized without landing them again
+    assert (restarted.files_landed, restarted.duplicates, restarted.run.counts.records_in) == (0, 0, 0)
+    (drop / "d.ndjson").write_bytes(content)  # a third copy delivered while no watcher ran
+    later = _watch_once(drop, warehouse)
+    assert (later.files_landed, later.duplicates) == (0, 1)
+    ledger = _read(warehouse, "SELECT regexp_extract(input_file, '[^/]+$'), status, duplicate_of IS NOT NULL "
+                              "FROM ingested_files ORDER BY 1")
+    assert ledger == [("a.ndjson", "landed", False), ("b.ndjson", "duplicate", True), ("d.ndjson", "duplicate", True)]
+    assert _read(warehouse, "SELECT count(*) FROM patient_demographics") == [(3,)]
+
+
+def test_a_file_that_vanished_before_it_was_read_is_not_landed_and_lands_when_it_comes_back(tmp_path):
+    """Issue 12.3: the ledger records what was actually read; nothing read is never a duplicate of anything."""
+    import datetime as dt
+
+    from pipelines.beam.read import InputFile
+    from pipelines.jobs.landing import LandingOptions, Run, land_files
+
+    drop, warehouse = tmp_path / "drop", tmp_path / "w.duckdb"
+    drop.mkdir()
+    opts = LandingOptions(str(warehouse), str(tmp_path / "pq"), validation=None)
+    now = dt.datetime.now(dt.timezone.utc)
+    vanished = InputFile(str(drop / "a.ndjson"), "qhio", 0, str(drop / "a.ndjson"))  # listed, gone when read
+    landed = land_files([vanished], Run("r1", "watch", now), opts, now, duplicates_land_nothing=True)
+    assert [(f.status, f.content_sha256) for f in landed.files] == [("unreadable", None)]
+    assert _read(warehouse, "SELECT reason, position FROM rejected_records") == [("unreadable_file", "file")]
+    (drop / "a.ndjson").write_bytes(_ndjson("g", 2, 5))  # delivered again under the same name
+    result = _watch_once(drop, warehouse)
+    assert result.files_landed == 1 and result.duplicates == 0
+    assert _read(warehouse, "SELECT count(*) FROM patient_demographics") == [(2,)]
+    assert _read(warehouse, "SELECT status FROM ingested_files ORDER BY landed_at") == [("unreadable",), ("landed",)]
+
+
+def test_a_dangling_link_in_the_drop_folder_is_one_dead_letter_not_one_per_poll(tmp_path):
+    drop, warehouse = tmp_path / "drop", tmp_path / "w.duckdb"
+    drop.mkdir()
+    os.symlink(drop / "nowhere.ndjson", drop / "link.ndjson")
+    _watch_once(drop, warehouse)
+    _watch_once(drop, warehouse)
+    assert _read(warehouse, "SELECT reason FROM rejected_records") == [("unreadable_file",)]
+
+
+def test_a_generic_folder_name_needs_a_source(tmp_path):
+    from pipelines.errors import UsageError
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    with pytest.raises(UsageError, match="--source"):
+        _watch_once(inbox, tmp_path / "w.duckdb", source=None)
+    named = tmp_path / "qhio-east"
+    named.mkdir()
+    assert _watch_once(named, tmp_path / "w.duckdb", source=None).run.run_id
+
+
+def test_a_second_watch_on_the_same_folder_or_warehouse_is_refused(tmp_path):
+    drop, warehouse = tmp_path / "drop", tmp_path / "w.duckdb"
+    drop.mkdir()
+    watcher = _start(drop, warehouse)
+    try:
+        assert _wait_for(lambda: _read(warehouse, "SELECT count(*) FROM runs")[0][0] == 1)
+        for folder, target in ((drop, tmp_path / "other.duckdb"), (tmp_path, warehouse)):
+            result = subprocess.run([sys.executable, "-m", "pipelines.cli", "watch", "--input", str(folder),
+                                     "--warehouse", str(target), "--source", "x", "--stop-after", "1"],
+                                    capture_output=True, text=True, timeout=120)
+            assert result.returncode == 2, result.stderr
+            assert "another `demographics watch` is already watching" in result.stderr
+            assert len(result.stderr.strip().splitlines()) == 1
+    finally:
+        watcher.send_signal(signal.SIGTERM)
+        watcher.communicate(timeout=60)
+    assert _read(warehouse, "SELECT count(*) FROM ingested_files") == [(0,)]

@@ -26,6 +26,7 @@ from pipelines.normalize import Policy, load_policy
 from pipelines.rows import RowContext, rejected_table
 from pipelines.staging import StagedBatch, progress_of
 from pipelines.validation.config import ValidationConfig
+from pipelines.warehouse.connection import LOCK_WAIT_SECONDS
 from pipelines.warehouse.runs import RunCounts
 from pipelines.warehouse.sink import DuckDBWarehouse, Landed
 
@@ -46,9 +47,10 @@ class LandingOptions:
     validation: ValidationConfig | None = field(default_factory=ValidationConfig)  # None: do not validate
     policy: Policy | None = None  # None: the policy file shipped in the package
     limits: ReadLimits = field(default_factory=ReadLimits)
+    lock_wait: float = LOCK_WAIT_SECONDS  # how long to wait for a warehouse another process holds
 
     def sink(self) -> DuckDBWarehouse:
-        return DuckDBWarehouse(self.warehouse, self.parquet_dir)
+        return DuckDBWarehouse(self.warehouse, self.parquet_dir, self.lock_wait)
 
 
 def default_parquet_dir(warehouse: str) -> str:

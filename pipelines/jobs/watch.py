@@ -47,6 +47,7 @@ class WatchState:
 
     landed: dict[str, tuple[int, int]] = field(default_factory=dict)  # path -> signature, landed or duplicate
     known_before: set[tuple] = field(default_factory=set)  # (input_file, size, arrival) in the ledger at start
+    reported: set[tuple[str, str]] = field(default_factory=set)  # listing dead letters already recorded: (path, reason)
     files_landed: int = 0
     duplicates: int = 0
 
@@ -183,17 +184,19 @@ def watch(input_dir: str, opts: LandingOptions, source: str | None = None, poll_
 def _poll_once(folder: Path, source: str, state: WatchState, run: Run, opts: LandingOptions) -> None:
     listed = list_inputs([str(folder)], source)
     files = new_files(listed, state)
-    if not files:
+    rejects = [r for r in listed.rejections if (r[1], r[2].reason) not in state.reported]
+    if not files and not rejects:
         return
     signatures = {f.path: _signature(f.path) for f in files}
     ingested_at = dt.datetime.now(dt.timezone.utc)
     try:
-        landed = land_files(files, run, opts, ingested_at, duplicates_land_nothing=True,
+        landed = land_files(files, run, opts, ingested_at, duplicates_land_nothing=True, listing_rejects=rejects,
                             arrived_at={f.path: _arrival(f.path) for f in files})
     except WarehouseBusy as err:
         # A reader holds the warehouse: nothing of these files landed (one transaction); retry at the next poll.
         log.warning("could not land %d files, retrying at the next poll: %s", len(files), err)
         return
+    state.reported |= {(r[1], r[2].reason) for r in rejects}
     by_path = {f.path: f for f in landed.files}
     for path, signature in signatures.items():
         entry = by_path.get(path)

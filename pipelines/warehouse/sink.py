@@ -57,6 +57,7 @@ class DuckDBWarehouse:
              duplicates_land_nothing: bool = False, validation: Any = None) -> Landed:
         """Commits the batch in one transaction, then exports it to Parquet and validates what landed."""
         with self.connect() as con:
+            ensure_tables(con)
             result = commit_batch(con, batch, run_id, landed_at, policy, duplicates_land_nothing)
             counts = batch.counts
             counts.merge(result.counts)
