@@ -141,10 +141,11 @@ def _apply_row_rules(problem: Problem, hidden: dict[int, str], min_cell: int) ->
     changed = True
     while changed:
         changed = False
-        for k in row_rule_violations(problem, hidden, min_cell):
-            whole, parts = problem.relations[k]
-            hidden[_published_nonzero(problem, hidden, (whole, *parts))[0]] = COMPLEMENTARY
-            changed = True
+        for whole, parts in problem.relations:
+            candidates = _published_nonzero(problem, hidden, (whole, *parts))
+            if candidates and _row_needs_more(problem, hidden, (whole, *parts), min_cell):
+                hidden[candidates[0]] = COMPLEMENTARY
+                changed = True
 
 
 def _neighbours(problem: Problem) -> dict[int, set[int]]:
