@@ -107,7 +107,7 @@ def overlapping_tables(sources, values):
     return cells, published
 
 
-@PROPERTY
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(combinations())
 def test_alone_or_in_combination_counts_do_not_give_away_the_exclusive_ones(table):
     sources, values = table
