@@ -56,6 +56,7 @@ setup(
             "hypothesis==6.170.15",
             # The report page opened in Debian's Chromium (apt-get install chromium), never a downloaded browser.
             "playwright==1.65.2",
+            "pillow==12.3.0",  # reads the browser's screenshot
             # The least that lets the Dataflow graph with its BigQuery sinks be built (not run) in tests.
             "google-apitools==0.5.31",
             "regex==2026.11.15",
