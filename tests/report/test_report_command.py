@@ -8,7 +8,7 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 from attacker import leaks
-from conftest import many
+from report_rows import many
 
 from pipelines.report.tables import HEDIS_RACE_STRATA, report_tables
 

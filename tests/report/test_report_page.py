@@ -15,7 +15,7 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
 @pytest.fixture(scope="module")
 def pages(tmp_path_factory):
     """A report with provider pages, written once for the module."""
-    from conftest import build_warehouse
+    from report_rows import build_warehouse
 
     from pipelines.cli import main
 
