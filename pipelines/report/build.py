@@ -15,7 +15,7 @@ from pipelines.errors import UsageError
 from pipelines.report.model import build_model
 from pipelines.report.publish import TREND, arrow_table, publish_table, publish_trend, rows_of_group, write_table
 from pipelines.report.suppression import Suppression
-from pipelines.report.tables import ALL, NO_GROUP, Table, family_query, report_tables, table_query, view_query
+from pipelines.report.tables import ALL, NO_GROUP, family_query, report_tables, table_query, view_query
 from pipelines.tables import PATIENTS, VALIDATION
 from pipelines.warehouse import table_exists
 
@@ -142,6 +142,3 @@ def write_files(report: Report, grp: str, folder: Path, by: str | None) -> list[
         written += write_table(arrow_table(report.trend), folder, TREND)
     return written
 
-
-def definitions_by_name() -> dict[str, Table]:
-    return {t.name: t for t in report_tables()}

@@ -52,8 +52,7 @@ def share_bars(points: Sequence[Mapping[str, Any]], order: Sequence[str], goal: 
     if goal is not None:
         layers.append(alt.Chart(alt.Data(values=[{"goal": goal}])).mark_rule(
             strokeDash=[5, 3], color="#c0392b", strokeWidth=2).encode(x="goal:Q"))
-    step = 13 if len(series) > 1 else 18
-    chart = alt.layer(*layers).properties(width=WIDTH, height=alt.Step(step * len(series)))
+    chart = alt.layer(*layers).properties(width=WIDTH, height=alt.Step(13 if len(series) > 1 else 18))
     return inline_svg(_config(chart).to_dict())
 
 

@@ -67,7 +67,7 @@ def write_report(report) -> list[str]:
     """Files and page of the plan, then of each provider group; the lines that say where they went."""
     from pipelines.report.build import PROVIDERS_FILE, folder_names, write_files
     from pipelines.report.page import report_page
-    from pipelines.report.tables import ALL
+    from pipelines.report.tables import ALL, NO_GROUP
 
     options = report.options
     counts = report.counts()
@@ -89,7 +89,7 @@ def write_report(report) -> list[str]:
         with (options.out / PROVIDERS_FILE).open("w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
             writer.writerow(["folder", options.by])
-            writer.writerows((folder, "" if grp == "(none)" else grp) for grp, folder in folders.items())
+            writer.writerows((folder, "" if grp == NO_GROUP else grp) for grp, folder in folders.items())
         lines.append(f"wrote {len(folders)} provider folders (files and index.html each) under {options.out}/, "
                      f"listed in {options.out / PROVIDERS_FILE}")
     lines.append(f"wrote {page}")

@@ -49,7 +49,7 @@ def _matches(level: tuple[str, str], cell: tuple[str, str]) -> bool:
 
 def _strata_of(value: Any) -> tuple[Any, ...]:
     """A base cell's stratum in one table: one value, or each of a list (overlapping tables)."""
-    return tuple(value) if isinstance(value, (list, tuple)) or hasattr(value, "tolist") else (value,)
+    return tuple(value) if isinstance(value, (list, tuple)) else (value,)
 
 
 class _Builder:
@@ -61,6 +61,7 @@ class _Builder:
         self.population: dict[tuple[str, str, str], set[int]] = defaultdict(set)
         self.figures: dict[frozenset[int], int] = {}
         self.figure_of: dict[tuple[Hashable, ...], int | None] = {}
+        self.first_key: list[tuple[Hashable, ...]] = []  # per figure, the first row it stands for
 
     def add_base(self, family: str, grp: str, source: str, value: int, strata: Mapping[str, Any]) -> None:
         index = len(self.values)
@@ -74,7 +75,10 @@ class _Builder:
         members = frozenset(members)
         if sum(self.values[i] for i in members) != expected:
             raise RuntimeError(f"report figure {key[0]} disagrees with its base cells")  # a bug, not bad data
-        self.figure_of[key] = self.figures.setdefault(members, len(self.figures)) if members else None
+        if members and members not in self.figures:
+            self.figures[members] = len(self.figures)
+            self.first_key.append(key)
+        self.figure_of[key] = self.figures[members] if members else None
 
     def members(self, table: str, stratum: Any, level: tuple[str, str]) -> set[int]:
         return {i for cell, i in self.cells_of.get((table, stratum), ()) if _matches(level, cell)}
@@ -102,10 +106,22 @@ def build_model(definitions: Sequence[Table], rows: Mapping[str, Sequence[Row]],
         for r in rows[t.name]:
             b.figure(row_key(t.name, r), b.members(t.name, r["stratum"], (r["grp"], r["source"])), r["patients"])
             b.figure(total_key(r), b.total_members(PEOPLE, (r["grp"], r["source"])), r["denominator"])
-    figures = [Figure(members, sum(b.values[i] for i in members)) for members in b.figures]
+    values = [sum(b.values[i] for i in members) for members in b.figures]
+    figures = [Figure(members, value, value * _weight(key, by_group))
+               for members, value, key in zip(b.figures, values, b.first_key)]
     problem = Problem(len(b.values), tuple(figures), tuple(_relations(definitions, rows, b, figures)),
                       tuple(_identities(b, bases)))
     return Model(problem, b.figure_of)
+
+
+AGGREGATE_COST = 4  # hiding a sum costs this many times more per summed dimension (strata, sources, groups)
+
+
+def _weight(key: tuple[Hashable, ...], by_group: bool) -> int:
+    """Hide the finest cells first: every dimension a figure sums over (a total sums the strata, `(all)` the
+    sources, the plan the groups) makes it costlier to hide."""
+    name, grp, source, *_ = key
+    return AGGREGATE_COST ** ((name == TOTAL) + (source == ALL) + (by_group and grp == ALL))
 
 
 def _identities(b: _Builder, bases: Mapping[str, Sequence[Row]]) -> Iterable[tuple[frozenset[int], frozenset[int]]]:

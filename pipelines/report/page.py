@@ -14,7 +14,7 @@ from pipelines.report.suppression import PRIMARY
 from pipelines.report.tables import ALL, NO_GROUP, REPORTED, report_tables
 
 CHART_STRATA = 15  # strata charted at most (the largest); the table lists them all
-CHART_SERIES = 5  # columns charted at most
+CHART_SERIES = 5  # columns charted at most (a provider's page charts the provider and the plan)
 
 LABELS = {
     "AIAN": "American Indian or Alaska Native", "ASIAN": "Asian", "BLACK": "Black or African American",
@@ -140,7 +140,7 @@ def _chart(report: Any, rows: Sequence[Mapping[str, Any]], strata: Sequence[Any]
     from pipelines.report.charts import share_bars
 
     index = _index(rows)
-    charted = cols[:CHART_SERIES]
+    charted = [c for c in cols if c.source == ALL] if cols[0].grp != ALL else cols[:CHART_SERIES]
     first = charted[0]
     largest = sorted(strata, key=lambda s: -((index.get((first.grp, first.source, s)) or {}).get("patients") or 0))
     shown = [s for s in strata if s in set(largest[:CHART_STRATA])]

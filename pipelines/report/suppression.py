@@ -38,10 +38,18 @@ CANDIDATES_TRIED = 6  # complementary candidates tried, smallest first, before f
 
 @dataclasses.dataclass(frozen=True)
 class Figure:
-    """A published count: the sum of the base cells `members` (their indices)."""
+    """A published count: the sum of the base cells `members` (their indices).
+
+    cost: what hiding it loses, to choose complementary cells (default its value: hide small counts; a total or
+    an `(all)` row costs more, for it is what readers look at first).
+    """
 
     members: frozenset[int]
     value: int
+    cost: float | None = None
+
+    def hiding_cost(self) -> float:
+        return self.value if self.cost is None else self.cost
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,19 +118,6 @@ def _first_exposed(system: "_System", hidden: Mapping[int, str], settled: set[in
     return None
 
 
-def is_protected(problem: Problem, hidden: Mapping[int, str], figure: int, min_cell: int) -> bool:
-    """True when the hidden `figure` can neither be pinned nor shown to be small (module docstring)."""
-    return _System(problem, min_cell).protected(hidden, figure)
-
-
-def row_rule_violations(problem: Problem, hidden: Mapping[int, str], min_cell: int) -> list[int]:
-    """Relations (by index) whose hidden figures are one alone, all <= 3, or summing to less than min_cell,
-    while a nonzero figure of theirs is still published."""
-    return [k for k, (whole, parts) in enumerate(problem.relations)
-            if _row_needs_more(problem, hidden, (whole, *parts), min_cell)
-            and _published_nonzero(problem, hidden, (whole, *parts))]
-
-
 def _row_needs_more(problem: Problem, hidden: Mapping[int, str], members: Sequence[int], min_cell: int) -> bool:
     values = [problem.figures[i].value for i in set(members) if i in hidden]
     if not values:
@@ -131,9 +126,9 @@ def _row_needs_more(problem: Problem, hidden: Mapping[int, str], members: Sequen
 
 
 def _published_nonzero(problem: Problem, hidden: Mapping[int, str], members: Iterable[int]) -> list[int]:
-    """Candidates for complementary suppression among `members`: published, nonzero, smallest first."""
+    """Candidates for complementary suppression among `members`: published, nonzero, cheapest first."""
     found = {i for i in members if i not in hidden and problem.figures[i].value > 0}
-    return sorted(found, key=lambda i: (problem.figures[i].value, i))
+    return sorted(found, key=lambda i: (problem.figures[i].hiding_cost(), i))
 
 
 def _apply_row_rules(problem: Problem, hidden: dict[int, str], min_cell: int) -> None:
@@ -158,8 +153,8 @@ def _neighbours(problem: Problem) -> dict[int, set[int]]:
 
 
 def _choose_complement(problem: Problem, system: "_System", hidden: dict[int, str], exposed: int) -> int | None:
-    """The nearest published nonzero figures (same row or column first, then further), smallest first; the first
-    whose hiding protects `exposed`, else the smallest. None when nothing related is left to hide."""
+    """The nearest published nonzero figures (same row or column first, then further), cheapest first; the first
+    whose hiding protects `exposed`, else the cheapest. None when nothing related is left to hide."""
     linked = system.neighbours
     seen, frontier = {exposed}, {exposed}
     while frontier:
