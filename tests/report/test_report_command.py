@@ -53,19 +53,34 @@ def by_source(rows, source):
     return {r["stratum"]: r for r in rows if r["source"] == source}
 
 
-@pytest.fixture
-def report(warehouse, run_cli, tmp_path):
-    path = warehouse(feeds())
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    """report(*options): the output folder of `demographics report` with these options, made once per module."""
+    from report_rows import build_warehouse
 
-    def make(*options: str, out_name: str = "out") -> Path:
-        out = tmp_path / out_name
-        code, stdout, stderr = run_cli("report", "--warehouse", path, "--out", out, *options)
-        assert code == 0, stderr
-        assert f"wrote {out / 'index.html'}" in stdout and str(out) in stdout
-        return out
+    from pipelines.cli import main
+
+    folder = tmp_path_factory.mktemp("report")
+    path = build_warehouse(folder / "warehouse.duckdb", feeds())
+    made: dict[tuple[str, ...], Path] = {}
+
+    def make(*options: str) -> Path:
+        if options not in made:
+            out = folder / f"out{len(made)}"
+            assert main(["report", "--warehouse", str(path), "--out", str(out), "--log-level", "WARNING",
+                         *options]) == 0
+            made[options] = out
+        return made[options]
 
     make.warehouse = path
     return make
+
+
+def test_report_says_where_it_wrote(warehouse, run_cli, tmp_path):
+    out = tmp_path / "out"
+    code, stdout, _ = run_cli("report", "--warehouse", warehouse(feeds()), "--out", out)
+    assert code == 0
+    assert f"wrote {out / 'index.html'}" in stdout and f"to {out}/" in stdout and "suppression: 4 counts from 1 to 10 hidden" in stdout
 
 
 def test_exclusive_tables_add_up_to_the_total_and_all_adds_up_the_sources(report):
@@ -178,7 +193,7 @@ def test_provider_tables_are_suppressed_with_the_plan_wide_ones(report):
 
     rows = hedis_race(report("--by", "managing_organization"))
     truth = {(r["managing_organization"], r["source"], r["stratum"]): r
-             for r in hedis_race(report("--by", "managing_organization", "--min-cell", "0", out_name="truth"))}
+             for r in hedis_race(report("--by", "managing_organization", "--min-cell", "0"))}
     cells = sorted({(g, s, k) for g, s, k in truth if g != "(all)" and s != "(all)"}, key=str)
     figures, reasons = {}, {}
     for r in rows:
@@ -206,8 +221,9 @@ def test_a_missing_warehouse_is_bad_usage(run_cli, tmp_path):
     assert code == 2 and "does not exist" in err and "Traceback" not in err
 
 
-def test_help_and_log_level(run_cli, capsys, report):
+def test_help_and_log_level(run_cli, capsys, warehouse, tmp_path):
     with pytest.raises(SystemExit) as ended:
         run_cli("report", "--help")
     assert ended.value.code == 0 and "--min-cell" in capsys.readouterr().out
-    assert (report("--log-level", "WARNING") / "index.html").is_file()
+    code, _, _ = run_cli("report", "--warehouse", warehouse(feeds()), "--out", tmp_path, "--log-level", "DEBUG")
+    assert code == 0 and (tmp_path / "index.html").is_file()
