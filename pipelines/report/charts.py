@@ -64,8 +64,8 @@ def trend_lines(points: Sequence[Mapping[str, Any]], goal: float) -> Markup:
     series = list(dict.fromkeys(p["series"] for p in points))
     shown = [p for p in points if p["share"] is not None]
     lines = alt.Chart(alt.Data(values=shown)).mark_line(point=True).encode(
-        x=alt.X("when:T", title=None, axis=alt.Axis(format="%Y-%m-%d", labelAngle=0)), y=alt.Y("share:Q", title="reported share", axis=alt.Axis(format="%"),
-                                               scale=alt.Scale(domain=[0, 1])),
+        x=alt.X("when:T", title=None, axis=alt.Axis(format="%Y-%m-%d", labelAngle=0)),
+        y=alt.Y("share:Q", title="reported share", axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1])),
         color=alt.Color("series:N", sort=series, scale=alt.Scale(domain=series, range=PALETTE[:len(series)])))
     rule = alt.Chart(alt.Data(values=[{"goal": goal}])).mark_rule(strokeDash=[5, 3], color="#c0392b").encode(
         y="goal:Q")

@@ -159,7 +159,8 @@ def _relations(definitions: Sequence[Table], rows: Mapping[str, Sequence[Row]], 
     return sorted(r for r in found if r is not None)
 
 
-def _by_level(t: Table, rows: Mapping[str, Sequence[Row]], b: _Builder) -> dict[tuple[str, str], list[tuple[Any, int | None]]]:
+def _by_level(t: Table, rows: Mapping[str, Sequence[Row]],
+              b: _Builder) -> dict[tuple[str, str], list[tuple[Any, int | None]]]:
     """(grp, source) -> [(stratum, figure)] of one table."""
     found: dict[tuple[str, str], list[tuple[Any, int | None]]] = defaultdict(list)
     for r in rows[t.name]:

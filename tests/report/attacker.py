@@ -23,7 +23,8 @@ def margins(dims: Sequence[Sequence[str]]) -> tuple[list[tuple[str, ...]], dict[
     return cells, published
 
 
-def integer_range(n: int, known: Iterable[tuple[frozenset[int], float, float]], target: frozenset[int]) -> tuple[int, int]:
+def integer_range(n: int, known: Iterable[tuple[frozenset[int], float, float]],
+                  target: frozenset[int]) -> tuple[int, int]:
     """Smallest and largest sum of `target` over non-negative integer tables whose sums over each member set lie
     within the known bounds."""
     known = list(known)
