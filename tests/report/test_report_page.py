@@ -1,6 +1,7 @@
 """The report page: self-contained, charts inline, hidden counts marked; and opened in a real headless Chromium."""
 from __future__ import annotations
 
+import csv
 import re
 from pathlib import Path
 
@@ -14,13 +15,16 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
 
 @pytest.fixture(scope="module")
 def pages(tmp_path_factory):
-    """A report with provider pages, written once for the module."""
+    """A validated warehouse (so completeness has a trend), its report with provider pages, and the validation
+    page; written once for the module."""
     from report_rows import build_warehouse
 
     from pipelines.cli import main
 
     folder = tmp_path_factory.mktemp("page")
     warehouse = build_warehouse(folder / "warehouse.duckdb", feeds())
+    assert main(["validate", "--warehouse", str(warehouse), "--html", str(folder / "validation.html"),
+                 "--log-level", "WARNING"]) in (0, 1)
     assert main(["report", "--warehouse", str(warehouse), "--out", str(folder / "out"), "--by",
                  "managing_organization", "--log-level", "WARNING"]) == 0
     return folder / "out"
@@ -30,7 +34,7 @@ def test_page_is_self_contained_with_inline_charts_and_marked_suppression(pages)
     page = (pages / "index.html").read_text(encoding="utf-8")
     assert page.startswith("<!DOCTYPE html>")
     assert not re.search(r"https?:|//cdn|<script|<link|src=|@import|url\(", page)
-    assert page.count("<svg") >= 8 and "mark-rect" in page
+    assert page.count("<svg") >= 9 and "mark-rect" in page and "mark-line" in page  # with the trend
     assert 'class="num primary"' in page and "&lt;11" in page and "complementary suppression" in page
     for section in ("completeness", "hedis_race", "hedis_ethnicity", "omb2024_single_category",
                     "omb2024_alone_and_combinations", "omb2024_alone_or_in_combination", "detailed_groups",
@@ -72,7 +76,7 @@ def test_page_in_chromium_draws_charts_fits_a_laptop_and_asks_for_nothing(browse
     page = open_page(browser, pages / "index.html", requests)
     assert page.evaluate("document.documentElement.scrollWidth") <= 1280
     charts = page.locator("figure.chart svg")
-    assert charts.count() >= 8
+    assert charts.count() >= 9
     assert page.locator("figure.chart svg .mark-rect path").count() >= 20  # bars, drawn
     assert page.locator("td.primary").count() > 0
     shot = tmp_path / "report.png"
@@ -85,14 +89,25 @@ def test_page_in_chromium_draws_charts_fits_a_laptop_and_asks_for_nothing(browse
     assert high - low > 200 and len(image.getcolors(1 << 16) or []) > 50  # drawn, not blank
 
 
-@pytest.mark.slow
-def test_validation_page_fits_a_laptop(browser, tmp_path, run_cli, warehouse):
-    path = warehouse(feeds())
+def test_trend_of_completeness_is_published(pages):
+    rows = list(csv.DictReader((pages / "completeness_trend.csv").open(encoding="utf-8")))
+    assert {r["source"] for r in rows} == {"feed_a", "feed_b", "(all)"} and all(r["share"] for r in rows)
+
+
+def test_validate_says_where_it_wrote_the_page(run_cli, warehouse, tmp_path):
     html = tmp_path / "validation.html"
-    code, out, _ = run_cli("validate", "--warehouse", path, "--html", html)
+    code, out, _ = run_cli("validate", "--warehouse", warehouse(feeds()), "--html", html)
     assert code in (0, 1) and f"wrote {html}" in out
+    page = html.read_text(encoding="utf-8")
+    assert "kwargs" not in page and "{&#34;" not in page  # no raw GX JSON: key facts instead
+    assert "at least 80% of rows" in page and "allowed: reported" in page
+    assert "Klingon" not in page and "PATIENT-SECRET" not in page
+
+
+@pytest.mark.slow
+def test_validation_page_fits_a_laptop(browser, pages):
     requests: list[str] = []
-    page = open_page(browser, html, requests)
+    page = open_page(browser, pages.parent / "validation.html", requests)
     assert page.evaluate("document.documentElement.scrollWidth") <= 1280
     page.close()
     assert all(url.startswith("file://") for url in requests)
