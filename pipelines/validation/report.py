@@ -68,7 +68,15 @@ def describe(row: dict[str, Any]) -> str:
     observed = _observed(row)
     if observed is None:
         return "passed" if row.get("success") else "failed"
+    if isinstance(observed, dict):  # e.g. {"missing": [], "unexpected": ["x"]}: "missing: none; unexpected: x"
+        return "; ".join(f"{key}: {_listed(value)}" for key, value in observed.items())
     return json.dumps(observed, default=str)
+
+
+def _listed(value: Any) -> str:
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value) or "none"
+    return str(value)
 
 
 def _when(value: Any) -> str:
