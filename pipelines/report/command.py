@@ -39,12 +39,15 @@ def _min_cell(text: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from pipelines.report.build import ReportOptions, create_views, make_report, read_figures
-    from pipelines.warehouse import connect
+    from pipelines.tables import PATIENTS
+    from pipelines.warehouse import connect, table_exists
 
     options = ReportOptions(out=Path(args.out), sources=tuple(args.source), min_cell=args.min_cell, by=args.by,
                             goal=args.completeness_goal)
     _check_out(options.out)
     with connect(args.warehouse, create=False) as con:
+        if not table_exists(con, PATIENTS):
+            raise UsageError(f"{args.warehouse} has no {PATIENTS} table: nothing has landed yet")
         views = create_views(con)
         figures = read_figures(con, options)
     report = make_report(figures, options)

@@ -217,9 +217,14 @@ def test_bad_usage_is_one_line_and_exit_2(warehouse, run_cli, tmp_path, options,
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
 
 
-def test_a_missing_warehouse_is_bad_usage(run_cli, tmp_path):
+def test_a_missing_or_empty_warehouse_is_bad_usage(run_cli, tmp_path, warehouse):
     code, _, err = run_cli("report", "--warehouse", tmp_path / "none.duckdb", "--out", tmp_path / "out")
     assert code == 2 and "does not exist" in err and "Traceback" not in err
+    duckdb.connect(str(tmp_path / "blank.duckdb")).close()
+    code, _, err = run_cli("report", "--warehouse", tmp_path / "blank.duckdb", "--out", tmp_path / "out")
+    assert code == 2 and "nothing has landed yet" in err
+    code, _, err = run_cli("report", "--warehouse", warehouse([]), "--out", tmp_path / "out")
+    assert code == 2 and "no patients" in err and len(err.strip().splitlines()) == 1
 
 
 def test_help_and_log_level(run_cli, capsys, warehouse, tmp_path):
