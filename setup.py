@@ -26,6 +26,7 @@ setup(
         "pipelines.schemas": ["*.avsc"],
         "pipelines.expectations": ["*.json"],
         "pipelines.normalize": ["data/*"],
+        "pipelines.report": ["templates/*.j2"],
     },
     include_package_data=False,
     # Versions known to resolve and work together offline (../shared/notes/toolchain.md).
@@ -42,12 +43,20 @@ setup(
         "pyarrow==25.0.1",
         "protobuf==6.33.6",
         "orjson==3.13.0",
+        # demographics report: LP/MILP for suppression checks, page templates, charts rendered to SVG offline.
+        "scipy==1.17.1",
+        "Jinja2==3.1.6",
+        "altair==6.3.0",
+        "vl-convert-python==1.9.0.post1",
     ],
     extras_require={
         "test": [
             "pytest==9.2.0",
             "pytest-timeout==2.4.0",
             "hypothesis==6.170.15",
+            # The report page opened in Debian's Chromium (apt-get install chromium), never a downloaded browser.
+            "playwright==1.65.2",
+            "pillow==12.3.0",  # reads the browser's screenshot
             # The least that lets the Dataflow graph with its BigQuery sinks be built (not run) in tests.
             "google-apitools==0.5.31",
             "regex==2026.11.15",

@@ -10,6 +10,7 @@ import sys
 from typing import Sequence
 
 from pipelines.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_VALIDATION_FAILED, UsageError
+from pipelines.report import command as report_command
 
 DEFAULT_WAREHOUSE = "./warehouse.duckdb"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -127,6 +128,17 @@ def build_parser() -> argparse.ArgumentParser:
     _warehouse_option(validate, creates=False)
     validate.add_argument("--html", metavar="FILE", help="also write the summary as a self-contained HTML page")
     _validation_options(validate)
+
+    report = sub.add_parser(
+        "report", parents=[common], help="stratified tables, small-cell suppression and a page with charts",
+        description="Writes the stratified tables (HEDIS race and ethnicity, the OMB 2024 tabulations, detailed "
+                    "groups, language, completeness) per source and overall as CSV and Parquet, with small counts "
+                    "suppressed, and a self-contained index.html with charts; refreshes warehouse views of the "
+                    "same names (nothing suppressed there).",
+        epilog="example: demographics report --warehouse warehouse.duckdb --out report/ --by managing_organization")
+    _warehouse_option(report, creates=False)
+    _validation_options(report)
+    report_command.add_arguments(report)
     return parser
 
 
@@ -301,10 +313,12 @@ def _cmd_validate(args: argparse.Namespace, _: list[str]) -> int:
     print(summary_table(rows))
     if args.html:
         write_html_summary(rows, args.html)
+        print(f"wrote {args.html}")
     return exit_code(rows)
 
 
-COMMANDS = {"run": _cmd_run, "watch": _cmd_watch, "validate": _cmd_validate, "status": _cmd_status}
+COMMANDS = {"run": _cmd_run, "watch": _cmd_watch, "validate": _cmd_validate, "status": _cmd_status,
+            "report": lambda args, _: report_command.run(args)}
 ACCEPTS_BEAM_ARGS = {"run", "watch"}
 
 

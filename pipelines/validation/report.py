@@ -5,7 +5,6 @@ GX Data Docs load their CSS and JavaScript from CDNs and do not render offline; 
 from __future__ import annotations
 
 import datetime as dt
-import html
 import json
 from collections import OrderedDict
 from pathlib import Path
@@ -69,7 +68,15 @@ def describe(row: dict[str, Any]) -> str:
     observed = _observed(row)
     if observed is None:
         return "passed" if row.get("success") else "failed"
+    if isinstance(observed, dict):  # e.g. {"missing": [], "unexpected": ["x"]}: "missing: none; unexpected: x"
+        return "; ".join(f"{key}: {_listed(value)}" for key, value in observed.items())
     return json.dumps(observed, default=str)
+
+
+def _listed(value: Any) -> str:
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value) or "none"
+    return str(value)
 
 
 def _when(value: Any) -> str:
@@ -160,61 +167,35 @@ def summary_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(parts) + "\n"
 
 
-_CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2rem;color:#1f2328;max-width:90rem}
-h1{font-size:1.4rem}h2{font-size:1.1rem;margin-top:2rem}
-table{border-collapse:collapse;margin:.5rem 0 1rem;font-size:.9rem}
-th,td{border:1px solid #d0d7de;padding:.3rem .6rem;text-align:left;vertical-align:top}
-th{background:#f6f8fa}code{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.85rem}
-.pass{color:#1a7f37;font-weight:600}.fail{color:#cf222e;font-weight:600}
-tr.failed td{background:#fff1f0}details{margin:.4rem 0}summary{cursor:pointer}
-.muted{color:#656d76;font-size:.85rem}
-"""
-
-
-def _esc(value: Any) -> str:
-    return html.escape("" if value is None else str(value))
-
-
-def _result_cell(ok: bool) -> str:
-    return '<td class="pass">PASS</td>' if ok else '<td class="fail">FAIL</td>'
+def key_facts(row: dict[str, Any]) -> str:
+    """What an expectation asked for, in a few words: the goal, the allowed values, the range, missing values
+    (never the unexpected values themselves: those may be patient data)."""
+    details = _details(row)
+    kwargs = details.get("kwargs", {})
+    facts = []
+    if isinstance(kwargs.get("mostly"), (int, float)):
+        facts.append(f"at least {kwargs['mostly']:.0%} of rows")
+    allowed = kwargs.get("value_set")
+    if isinstance(allowed, list):
+        shown = ", ".join(json.dumps(v) if not isinstance(v, str) else v for v in allowed[:6])
+        facts.append(f"allowed: {shown}" + (f" and {len(allowed) - 6} more" if len(allowed) > 6 else ""))
+    if kwargs.get("min_value") is not None or kwargs.get("max_value") is not None:
+        facts.append(f"range {kwargs.get('min_value', '')}..{kwargs.get('max_value', '')}")
+    if kwargs.get("regex"):
+        facts.append(f"pattern {kwargs['regex']}")
+    if details.get("missing_count"):
+        facts.append(f"{details['missing_count']} missing")
+    return "; ".join(facts)
 
 
 def render_html(rows: list[dict[str, Any]], title: str = "Demographics validation") -> str:
     """The summary as one self-contained HTML document (inline CSS, no scripts, no external links)."""
-    batches = group_batches(rows)
-    generated = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
-    out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-           '<meta name="viewport" content="width=device-width, initial-scale=1">',
-           f"<title>{_esc(title)}</title><style>{_CSS}</style></head><body>",
-           f"<h1>{_esc(title)}</h1>",
-           f"<p>{_esc(headline(rows) if rows else 'Nothing was validated.')}</p>",
-           f'<p class="muted">Generated {generated}. Completeness = share of patients with '
-           "race_ethnicity_status = reported.</p>"]
-    if rows:
-        out.append("<h2>Batches</h2><table><thead><tr><th>Scope</th><th>Source</th><th>Window</th>"
-                   "<th>Patients</th><th>Completeness</th><th>Passed</th><th>Result</th></tr></thead><tbody>")
-        for batch in batches.values():
-            b = _batch_line(batch)
-            out.append(f'<tr class="{"" if b["result"] == "PASS" else "failed"}"><td>{_esc(b["scope"])}</td>'
-                       f'<td>{_esc(b["source"])}</td><td>{_esc(b["window"])}</td><td>{_esc(b["patients"])}</td>'
-                       f'<td>{_esc(b["completeness"])}</td><td>{_esc(b["passed"])}</td>'
-                       f'{_result_cell(b["result"] == "PASS")}</tr>')
-        out.append("</tbody></table><h2>Expectations</h2>")
-        for batch in batches.values():
-            b = _batch_line(batch)
-            label = " / ".join(x for x in (b["scope"], b["source"], b["window"]) if x)
-            is_open = " open" if b["result"] == "FAIL" else ""
-            out.append(f"<details{is_open}><summary><strong>{_esc(label)}</strong>: {_esc(b['passed'])} passed"
-                       f"</summary><table><thead><tr><th>Suite</th><th>Expectation</th><th>Result</th>"
-                       "<th>Observed</th><th>Details</th></tr></thead><tbody>")
-            for r in batch:
-                out.append(f'<tr class="{"" if r["success"] else "failed"}"><td>{_esc(r.get("suite"))}</td>'
-                           f'<td><code>{_esc(r.get("expectation"))}</code></td>{_result_cell(bool(r["success"]))}'
-                           f"<td>{_esc(describe(r))}</td><td><code>{_esc(r.get('details'))}</code></td></tr>")
-            out.append("</tbody></table></details>")
-    out.append("</body></html>")
-    return "\n".join(out) + "\n"
+    from pipelines.report.page import render
+
+    batches = [(_batch_line(batch), [dict(r, observed=describe(r), facts=key_facts(r)) for r in batch])
+               for batch in group_batches(rows).values()]
+    return render("validation.html.j2", title=title, headline=headline(rows) if rows else "Nothing was validated.",
+                  batches=batches, generated=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ"))
 
 
 def write_html_summary(rows: list[dict[str, Any]], path: str | Path) -> None:

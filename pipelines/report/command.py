@@ -1,0 +1,99 @@
+"""`demographics report`: its options, and the run that writes files, pages and warehouse views."""
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+from pathlib import Path
+
+from pipelines.errors import EXIT_OK, UsageError
+
+log = logging.getLogger(__name__)
+DEFAULT_MIN_CELL = 11  # CMS cell size suppression policy and CalHHS DDG: counts from 1 to 10 are not published
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The report's own options (the CLI adds --warehouse, --completeness-goal and --log-level)."""
+    from pipelines.report.build import BY_FIELDS
+
+    parser.add_argument("--out", required=True, metavar="DIR", help="folder for the files and index.html")
+    parser.add_argument("--source", nargs="+", default=[], metavar="NAME", help="report these sources only")
+    parser.add_argument("--min-cell", type=_min_cell, default=DEFAULT_MIN_CELL, metavar="N",
+                        help=f"smallest count published (default {DEFAULT_MIN_CELL}: counts from 1 to 10 are hidden, "
+                             "and more cells so that none can be worked out); 0 publishes everything, for "
+                             "internal use")
+    parser.add_argument("--by", choices=BY_FIELDS, metavar="FIELD",
+                        help="also one folder and page per provider organization: " + " or ".join(BY_FIELDS))
+
+
+def _min_cell(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value != 0 and value < 3:
+        # With 2 the marker "<2" itself says the count is 1; 1 would hide nothing.
+        raise argparse.ArgumentTypeError(f"must be 0 (no suppression) or at least 3, got {value}")
+    return value
+
+
+def run(args: argparse.Namespace) -> int:
+    from pipelines.report.build import ReportOptions, create_views, make_report, read_figures
+    from pipelines.tables import PATIENTS
+    from pipelines.warehouse import connect, table_exists
+
+    options = ReportOptions(out=Path(args.out), sources=tuple(args.source), min_cell=args.min_cell, by=args.by,
+                            goal=args.completeness_goal)
+    _check_out(options.out)
+    with connect(args.warehouse, create=False) as con:
+        if not table_exists(con, PATIENTS):
+            raise UsageError(f"{args.warehouse} has no {PATIENTS} table: nothing has landed yet")
+        views = create_views(con)
+        figures = read_figures(con, options)
+    report = make_report(figures, options)
+    for line in write_report(report):
+        print(line)
+    print(f"views in {args.warehouse}: {', '.join(views)} (every source, nothing suppressed)")
+    return EXIT_OK
+
+
+def _check_out(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file, not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"cannot write to --out {out}: {err.strerror}") from None
+
+
+def write_report(report) -> list[str]:
+    """Files and page of the plan, then of each provider group; the lines that say where they went."""
+    from pipelines.report.build import PROVIDERS_FILE, folder_names, write_files
+    from pipelines.report.page import report_page
+    from pipelines.report.tables import ALL, NO_GROUP
+
+    options = report.options
+    counts = report.counts()
+    lines = [f"suppression: {counts.get('primary', 0)} counts from 1 to {options.min_cell - 1} hidden, "
+             f"{counts.get('complementary', 0)} more to protect them" if options.min_cell > 1 else
+             "suppression: off (--min-cell 0): do not publish these files"]
+    if report.suppression.unprotected:
+        lines.append(f"warning: {len(report.suppression.unprotected)} hidden counts remain derivable from "
+                     "published zeros (every count related to them is hidden); see docs/report.md")
+    folders = folder_names(report.groups(), options.by) if options.by else {}
+    files = write_files(report, ALL, options.out, options.by)
+    page = options.out / "index.html"
+    page.write_text(report_page(report, ALL, folders, options.by), encoding="utf-8")
+    lines.append(f"wrote {len(files) // 2} tables (CSV and Parquet) to {options.out}/")
+    for grp, folder in folders.items():
+        write_files(report, grp, options.out / folder, options.by)
+        (options.out / folder / "index.html").write_text(report_page(report, grp, by=options.by), encoding="utf-8")
+    if folders:
+        with (options.out / PROVIDERS_FILE).open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["folder", options.by])
+            writer.writerows((folder, "" if grp == NO_GROUP else grp) for grp, folder in folders.items())
+        lines.append(f"wrote {len(folders)} provider folders (files and index.html each) under {options.out}/, "
+                     f"listed in {options.out / PROVIDERS_FILE}")
+    lines.append(f"wrote {page}")
+    return lines

@@ -1,0 +1,113 @@
+"""The report page: self-contained, charts inline, hidden counts marked; and opened in a real headless Chromium."""
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+import pytest
+from test_report_command import feeds
+
+CHROMIUM = Path("/usr/bin/chromium")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def pages(tmp_path_factory):
+    """A validated warehouse (so completeness has a trend), its report with provider pages, and the validation
+    page; written once for the module."""
+    from report_rows import build_warehouse
+
+    from pipelines.cli import main
+
+    folder = tmp_path_factory.mktemp("page")
+    warehouse = build_warehouse(folder / "warehouse.duckdb", feeds())
+    assert main(["validate", "--warehouse", str(warehouse), "--html", str(folder / "validation.html"),
+                 "--log-level", "WARNING"]) in (0, 1)
+    assert main(["report", "--warehouse", str(warehouse), "--out", str(folder / "out"), "--by",
+                 "managing_organization", "--log-level", "WARNING"]) == 0
+    return folder / "out"
+
+
+def test_page_is_self_contained_with_inline_charts_and_marked_suppression(pages):
+    page = (pages / "index.html").read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>")
+    assert not re.search(r"https?:|//cdn|<script|<link|src=|@import|url\(", page)
+    assert page.count("<svg") >= 9 and "mark-rect" in page and "mark-line" in page  # with the trend
+    assert 'class="num primary"' in page and "&lt;11" in page and "complementary suppression" in page
+    for section in ("completeness", "hedis_race", "hedis_ethnicity", "omb2024_single_category",
+                    "omb2024_alone_and_combinations", "omb2024_alone_or_in_combination", "detailed_groups",
+                    "language"):
+        assert f'id="{section}"' in page
+    assert 'href="organization-1/index.html"' in page
+
+
+def test_provider_page_shows_the_plan_beside_the_provider(pages):
+    page = (pages / "organization-2" / "index.html").read_text(encoding="utf-8")
+    assert "Organization/2" in page and "This provider" in page and "Plan-wide" in page
+    assert "Organization/1" not in page and not re.search(r"https?:|<script", page)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's Chromium is not installed (apt-get install -y chromium; .ci/run does it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+        yield launched
+        launched.close()
+
+
+def open_page(browser, path: Path, requests: list[str]):
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.on("request", lambda request: requests.append(request.url))
+    page.goto(path.resolve().as_uri(), wait_until="load")
+    return page
+
+
+@pytest.mark.slow
+def test_page_in_chromium_draws_charts_fits_a_laptop_and_asks_for_nothing(browser, pages, tmp_path):
+    from PIL import Image
+
+    requests: list[str] = []
+    page = open_page(browser, pages / "index.html", requests)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1280
+    charts = page.locator("figure.chart svg")
+    assert charts.count() >= 9
+    assert page.locator("figure.chart svg .mark-rect path").count() >= 20  # bars, drawn
+    assert page.locator("td.primary").count() > 0
+    shot = tmp_path / "report.png"
+    page.screenshot(path=str(shot), full_page=True)
+    page.close()
+    assert requests and all(url.startswith("file://") for url in requests), requests
+    image = Image.open(shot).convert("L")
+    assert image.width == 1280 and image.height > 3000
+    low, high = image.getextrema()
+    assert high - low > 200 and len(image.getcolors(1 << 16) or []) > 50  # drawn, not blank
+
+
+def test_trend_of_completeness_is_published(pages):
+    rows = list(csv.DictReader((pages / "completeness_trend.csv").open(encoding="utf-8")))
+    assert {r["source"] for r in rows} == {"feed_a", "feed_b", "(all)"} and all(r["share"] for r in rows)
+
+
+def test_validate_says_where_it_wrote_the_page(run_cli, warehouse, tmp_path):
+    html = tmp_path / "validation.html"
+    code, out, _ = run_cli("validate", "--warehouse", warehouse(feeds()), "--html", html)
+    assert code in (0, 1) and f"wrote {html}" in out
+    page = html.read_text(encoding="utf-8")
+    assert "kwargs" not in page and "{&#34;" not in page  # no raw GX JSON: key facts instead
+    assert "at least 80% of rows" in page and "allowed: reported" in page
+    assert "Klingon" not in page and "PATIENT-SECRET" not in page
+
+
+@pytest.mark.slow
+def test_validation_page_fits_a_laptop(browser, pages):
+    requests: list[str] = []
+    page = open_page(browser, pages.parent / "validation.html", requests)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1280
+    page.close()
+    assert all(url.startswith("file://") for url in requests)
