@@ -247,6 +247,20 @@ def generate(out_dir: str | Path, seed: int = SEED, scale: int = 1) -> list[Path
     files["not-fhir.json"] = lambda: _dump({"report": "quarterly", "rows": [1, 2, 3]})
     files["scanner-output.bin"] = lambda: bytes(range(256)) * 4
 
+    # FHIR operations wrap resources in Parameters ($member-match, group submissions): parameters and parts at depth.
+    def member_match() -> bytes:
+        member = {"name": "member", "part": [{"name": "MemberPatient", "resource": w.patient()},
+                                            {"name": "CoverageToMatch", "resource": {"resourceType": "Coverage",
+                                                                                      "status": "active"}}]}
+        group = {"name": "group", "part": [{"name": "members", "resource": _bundle(
+            "collection", w.entries(3, with_clinical=False), "grp-1")}]}
+        return _dump({"resourceType": "Parameters", "parameter": [
+            {"name": "MemberPatient", "resource": w.patient()}, member, group]}, pretty=True)
+    files["member-match-parameters.json"] = member_match
+    # A Bulk export's `deleted` output: transaction Bundles of DELETE entries (no time: deleted at ingestion).
+    files["deleted.ndjson"] = lambda: _dump(_bundle("transaction", [
+        {"request": {"method": "DELETE", "url": f"Patient/pat-{n:06d}"}} for n in (5, 62)], "del-1")) + b"\n"
+
     written = []
     for name, make in files.items():
         path = out / name

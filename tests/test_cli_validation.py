@@ -12,7 +12,7 @@ def test_run_validates_its_batch_and_gating_is_opt_in(sample_feed, tmp_path, run
     stored = query(warehouse, "SELECT DISTINCT scope, source FROM validation_results")
     assert stored == [("source", "samples")]
     landed = query(warehouse, "SELECT count(*) FROM patient_demographics")[0][0]
-    assert landed == 273  # never blocks landing
+    assert landed == 276  # never blocks landing
 
     code, _, _ = run_cli("run", "--input", sample_feed, "--warehouse", warehouse, "--completeness-goal", "0.99",
                          "--fail-on-validation")

@@ -31,13 +31,13 @@ def test_counts_reconcile_in_the_runs_table(landed):
     (records_in, patients, rejected, other, files, status), = query(
         landed, "SELECT records_in, patients_landed, rejected, other_resources, files_read, status FROM runs")
     assert status == "succeeded"
-    assert files == 11
+    assert files == 13
     deletions, = query(landed, "SELECT deletions FROM runs")[0]
-    assert deletions == 1  # the transaction Bundle's DELETE of Patient/gone
+    assert deletions == 3  # the transaction Bundle's DELETE of Patient/gone, and deleted.ndjson's two
     assert records_in == patients + rejected + other + deletions
     assert rejected == query(landed, "SELECT count(*) FROM rejected_records")[0][0]
-    assert other == 66  # 60 Encounters, 4 race Observations, a MessageHeader and a Composition
-    assert patients == 279
+    assert other == 67  # 60 Encounters, 4 race Observations, a MessageHeader, a Composition, a Coverage
+    assert patients == 284  # 5 of them wrapped in Parameters
     by_category, by_reason = query(landed, "SELECT patients_by_category, rejected_by_reason FROM runs")[0]
     assert sum(json.loads(by_category).values()) == patients
     assert sum(json.loads(by_reason).values()) == rejected
@@ -61,7 +61,11 @@ def test_every_sample_reject_reason_lands_with_position_and_raw_text(landed):
 
 def test_one_row_per_source_and_patient(landed):
     total, distinct = query(landed, "SELECT count(*), count(DISTINCT (source, patient_id)) FROM patient_demographics")[0]
-    assert total == distinct == 279 - 6  # six patients arrive twice (history-updates.json)
+    assert total == distinct == 284 - 6 - 2  # six arrive twice (history-updates.json), two are deleted
+    assert query(landed, "SELECT count(*) FROM patient_demographics WHERE patient_id IN ('pat-000005', 'pat-000062')") == [(0,)]
+    wrapped = query(landed, "SELECT input_position FROM patient_demographics WHERE input_file LIKE '%member-match%' ORDER BY 1")
+    assert [w[0] for w in wrapped] == ['parameter[0]', 'parameter[1].part[0]', 'parameter[2].part[0] entry[0]',
+                                      'parameter[2].part[0] entry[1]', 'parameter[2].part[0] entry[2]']
     assert query(landed, "SELECT DISTINCT source FROM patient_demographics") == [("samples",)]
 
 
@@ -124,8 +128,8 @@ def test_rerunning_the_same_input_changes_nothing(sample_feed, tmp_path, run_cli
     assert query(warehouse, "SELECT * FROM rejected_records ORDER BY ALL") == rejects_before
     second = query(warehouse, "SELECT patients_inserted, patients_updated, patients_unchanged FROM runs "
                               "ORDER BY started_at DESC LIMIT 1")[0]
-    assert second == (0, 0, len(before))
-    assert f"0 inserted, 0 updated, {len(before)} unchanged" in out
+    assert second == (0, 0, len(before) + 2)  # the two deleted patients of the feed stay deleted: unchanged too
+    assert f"0 inserted, 0 updated, {len(before) + 2} unchanged, 0 deleted" in out
 
 
 def test_a_newer_delivery_replaces_and_an_older_one_does_not(tmp_path, run_cli):
@@ -224,7 +228,7 @@ def test_every_subcommand_has_help_and_log_level(command):
 def test_progress_on_stderr_and_no_patient_data_in_logs(sample_feed, tmp_path):
     result = _cli("run", "--input", sample_feed, "--warehouse", tmp_path / "w.duckdb", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert re.search(r"INFO read [0-9.]+ MB: 353 records in [0-9.]+ s \([0-9,]+ records/s", result.stderr)
+    assert re.search(r"INFO read [0-9.]+ MB: 361 records in [0-9.]+ s \([0-9,]+ records/s", result.stderr)
     assert "records in" in result.stdout and "reconciles" in result.stdout
     for private in ("MRN", "Example St", "pat-0000", "Lebanese"):
         assert private not in result.stderr
@@ -247,7 +251,7 @@ def test_non_editable_install_works_from_another_directory(tmp_path, sample_feed
                             capture_output=True, text=True, cwd=elsewhere, env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.startswith(str(target))
-    assert query(elsewhere / "w.duckdb", "SELECT count(*) FROM patient_demographics")[0][0] == 273
+    assert query(elsewhere / "w.duckdb", "SELECT count(*) FROM patient_demographics")[0][0] == 276
 
 
 def test_a_policy_file_switches_a_rule_end_to_end(tmp_path, run_cli):
