@@ -4,12 +4,14 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import tempfile
-from pathlib import Path
+import signal
 import sys
+import tempfile
+import threading
+from pathlib import Path
 from typing import Sequence
 
-from pipelines.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_VALIDATION_FAILED, UsageError
+from pipelines.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, EXIT_VALIDATION_FAILED, UsageError
 from pipelines.report import command as report_command
 
 DEFAULT_WAREHOUSE = "./warehouse.duckdb"
@@ -44,6 +46,15 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{command}: {message}" if command else message)
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("demographics-pipeline")
+    except PackageNotFoundError:  # a source checkout that is not installed
+        return "(not installed)"
+
+
 def _common(default: str) -> argparse.ArgumentParser:
     common = _Parser(add_help=False)
     common.add_argument("--log-level", default=default, type=str.upper, choices=LOG_LEVELS, metavar="LEVEL",
@@ -57,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="demographics", parents=[_common("INFO")],
                      description="Normalize race, ethnicity and language from FHIR feeds (bundles, Bulk NDJSON, "
                                  "gzip) to OMB SPD-15 (2024) and HEDIS strata, and land them in DuckDB and Parquet.")
+    parser.add_argument("--version", action="version", version=f"demographics {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
@@ -322,13 +334,47 @@ COMMANDS = {"run": _cmd_run, "watch": _cmd_watch, "validate": _cmd_validate, "st
 ACCEPTS_BEAM_ARGS = {"run", "watch"}
 
 
+def _one_line(err: BaseException) -> str:
+    """The line of an error a user needs: for a worker's failure reported with its whole traceback, its last line."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    if lines and lines[0].startswith("Traceback"):
+        last = [line for line in lines if not line.startswith(("File ", "Traceback", "^", "~"))][-1:]
+        if last:
+            return last[0]
+    return f"{type(err).__name__}: {lines[0] if lines else ''}"
+
+
+def _misspelled_option(parser: argparse.ArgumentParser, command: str, extra: Sequence[str]) -> None:
+    """A flag close to one of our own (`--warehose`) is refused at once, before Beam is imported to check it."""
+    import difflib
+
+    ours = [o for action in parser._subparsers._group_actions[0].choices[command]._actions  # type: ignore[union-attr]
+            for o in action.option_strings]
+    for flag in (e.split("=", 1)[0] for e in extra if e.startswith("--")):
+        close = difflib.get_close_matches(flag, ours, n=1, cutoff=0.8)
+        if close:
+            raise UsageError(f"{command}: unrecognized arguments: {flag} (did you mean {close[0]}?)")
+
+
+def _terminate(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM ends a command like Ctrl-C: recorded as interrupted, exit 130
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    previous_umask = os.umask(0o077)  # the warehouse, its Parquet copy and staging files: readable by their owner only
+    previous_term = signal.signal(signal.SIGTERM, _terminate) if threading.current_thread() is threading.main_thread() \
+        else None
     try:
         parser = build_parser()
+        if not argv or argv in (["--log-level"],):
+            parser.print_help(sys.stderr)
+            return EXIT_USAGE
         args, extra = parser.parse_known_args(argv)
         if extra and args.command not in ACCEPTS_BEAM_ARGS:
             raise UsageError(f"{args.command}: unrecognized arguments: {' '.join(extra)}")
+        if extra:
+            _misspelled_option(parser, args.command, extra)
         _configure_logging(args.log_level)
         return COMMANDS[args.command](args, extra)
     except UsageError as err:
@@ -339,10 +385,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except Exception as err:  # a failure of the run itself, not of a record: one line, details at DEBUG
         logging.getLogger(__name__).debug("failure", exc_info=True)
-        first = str(err).splitlines()[0] if str(err) else ""
-        print(f"demographics: failed: {type(err).__name__}: {first} (details with --log-level DEBUG)",
-              file=sys.stderr)
+        print(f"demographics: failed: {_one_line(err)} (details with --log-level DEBUG)", file=sys.stderr)
         return EXIT_FAILED
+    finally:
+        os.umask(previous_umask)
+        if previous_term is not None:
+            signal.signal(signal.SIGTERM, previous_term)
 
 
 if __name__ == "__main__":

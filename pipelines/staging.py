@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 import pyarrow as pa
-import pyarrow.dataset as pads
 from apache_beam.io.filesystems import FileSystems
 
 from pipelines.beam.read import DELETED, OBSERVATIONS, PATIENTS, PROGRESS, REJECTED, STATS
@@ -96,14 +95,13 @@ class StagedBatch:
         batch.files.sort(key=lambda f: f.order)
         return batch
 
-    def dataset(self, kind: str) -> pads.Dataset | pa.Table:
-        """The staged rows of one kind, scanned lazily (an explicit file list: no globbing)."""
-        files = {PATIENTS: self.patients, REJECTED: self.rejected, DELETED: self.deleted}[kind]
-        schema = {PATIENTS: staging_schema(), REJECTED: arrow_schema(REJECTED_TABLE),
-                  DELETED: arrow_schema(DELETED_TABLE)}[kind]
-        if not files:
-            return schema.empty_table()
-        return pads.dataset(files, schema=schema, format="parquet")
+    def files_of(self, kind: str) -> list[str]:
+        return {PATIENTS: self.patients, REJECTED: self.rejected, DELETED: self.deleted}[kind]
+
+    @staticmethod
+    def schema_of(kind: str) -> pa.Schema:
+        return {PATIENTS: staging_schema(), REJECTED: arrow_schema(REJECTED_TABLE),
+                DELETED: arrow_schema(DELETED_TABLE)}[kind]
 
     def localized(self, local_dir: str) -> "StagedBatch":
         """The same batch with its staged row files copied to a local folder (staging on GCS: DuckDB and Arrow
@@ -125,7 +123,11 @@ class StagedBatch:
 def progress_of(staging_dir: str) -> tuple[int, int]:
     """(records, raw bytes) read so far by the batch's read tasks (local staging)."""
     records = raw = 0
-    for path in list_folder(os.path.join(staging_dir, PROGRESS)):
+    try:
+        paths = list_folder(os.path.join(staging_dir, PROGRESS))
+    except OSError:  # not there yet, or the staging folder cannot be made: the run reports that itself
+        return 0, 0
+    for path in paths:
         if not path.endswith(".json"):
             continue
         try:

@@ -8,7 +8,9 @@ as they are read (the ledger's content hash), and the whole range is hashed even
 from __future__ import annotations
 
 import hashlib
+import os
 import zlib
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import IO, Iterator
 
@@ -38,6 +40,19 @@ class Line:
     truncated: bool = False
 
 
+THREAD_HASH_BYTES = 1 << 16
+_hasher: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def _hash_thread() -> ThreadPoolExecutor:
+    """One hashing thread per process: hashlib releases the GIL on large blocks, so the content hash of a file costs
+    the reading thread nothing (its tasks run in submission order)."""
+    global _hasher
+    if _hasher is None or _hasher[0] != os.getpid():
+        _hasher = (os.getpid(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="content-hash"))
+    return _hasher[1]
+
+
 class RawRange:
     """Reads a stream from `start` (to EOF, and past `end`: the last line of a range may run beyond it), hashing
     exactly the raw bytes of [start, end), each once."""
@@ -48,6 +63,7 @@ class RawRange:
         self.position = start  # the raw offset of the next byte `read` returns
         self.hashed_to = start
         self._pushed = b""
+        self._last_update: Future | None = None
         if start:
             raw.seek(start)
 
@@ -74,8 +90,24 @@ class RawRange:
         begin = max(self.position, self.hashed_to)
         stop = self.position + len(data) if self.end is None else min(self.position + len(data), self.end)
         if stop > begin:
-            self.digest.update(data[begin - self.position:stop - self.position])
+            part = data[begin - self.position:stop - self.position] if (begin, stop) != (
+                self.position, self.position + len(data)) else data
+            if len(part) >= THREAD_HASH_BYTES:
+                self._last_update = _hash_thread().submit(self.digest.update, part)
+            else:
+                self.wait()
+                self.digest.update(part)
             self.hashed_to = stop
+
+    def wait(self) -> None:
+        """Waits until every byte read so far is hashed."""
+        if self._last_update is not None:
+            self._last_update.result()
+            self._last_update = None
+
+    def hexdigest(self) -> str:
+        self.wait()
+        return self.digest.hexdigest()
 
     def drain(self) -> None:
         """Hashes the rest of the range without keeping it (reading stopped early: binary, too large, ...)."""

@@ -59,7 +59,7 @@ class FileReader:
 
     @property
     def content_sha256(self) -> str:
-        return self.source.digest.hexdigest()
+        return self.source.hexdigest()
 
     @property
     def raw_bytes(self) -> int:

@@ -101,6 +101,7 @@ def recorded_run(sink: DuckDBWarehouse, mode: str, sources: Sequence[str], input
     started_at = dt.datetime.now(dt.timezone.utc)
     run = Run(new_run_id(started_at), mode, started_at)
     sink.start_run(run.run_id, mode, sources, inputs, runner, started_at)
+    _remove_stale_staging(sink, run.run_id)
     try:
         yield run
     except BaseException as err:
@@ -159,7 +160,88 @@ class ProgressLine:
                 log.info("%s", text)
 
 
-def _run_beam(files: Sequence[InputFile], staging_dir: str, settings: ReadSettings, beam_args: Sequence[str]) -> None:
+@contextmanager
+def _workers_quiet() -> Iterator[None]:
+    """Worker processes (multi_processing) write their own tracebacks and logs to stderr: unless the log level is
+    DEBUG, they go to a discarded file, while this process's log lines still reach the terminal."""
+    root = logging.getLogger()
+    if root.getEffectiveLevel() <= logging.DEBUG:
+        yield
+        return
+    import sys
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    terminal = os.fdopen(os.dup(saved), "w", buffering=1)
+    handlers = [h for h in root.handlers if isinstance(h, logging.StreamHandler) and h.stream is sys.stderr]
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        for handler in handlers:
+            handler.setStream(terminal)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            for handler in handlers:
+                handler.setStream(sys.stderr)
+            terminal.close()
+
+
+def _descendants(pid: int) -> list[int]:
+    """Process ids of every process started by `pid`, from /proc (Beam's worker processes and their shells)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as fh:
+                    parent = int(fh.read().rsplit(b")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(parent, []).append(int(entry))
+    found, stack = [], list(children.get(pid, []))
+    while stack:
+        child = stack.pop()
+        found.append(child)
+        stack.extend(children.get(child, []))
+    return found
+
+
+@contextmanager
+def _interruptible(enabled: bool) -> Iterator[None]:
+    """Ctrl-C or SIGTERM during the Beam phase ends it at once: worker processes (multi_processing) are killed, and
+    the run is recorded as interrupted instead of Beam waiting for workers that will never answer."""
+    import signal
+
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    interrupted = threading.Event()
+
+    def stop(_signum: int, _frame: Any) -> None:
+        interrupted.set()
+        for pid in _descendants(os.getpid()):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    except Exception:
+        if interrupted.is_set():
+            raise KeyboardInterrupt from None
+        raise
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _run_beam(files: Sequence[InputFile], staging_dir: str, settings: ReadSettings, beam_args: Sequence[str],
+              interruptible: bool = True) -> None:
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
@@ -173,7 +255,8 @@ def _run_beam(files: Sequence[InputFile], staging_dir: str, settings: ReadSettin
                | "ListInputFiles" >> beam.Create(list(files))
                | "ReadFhirFiles" >> ReadFhirFiles(settings))
     staged_outputs(outputs) | "WriteStaged" >> WriteStaged(staging_dir)
-    state = pipeline.run().wait_until_finish()
+    with _interruptible(interruptible), _workers_quiet():
+        state = pipeline.run().wait_until_finish()
     if str(state) not in ("DONE", "PipelineState.DONE"):
         raise RuntimeError(f"the Beam pipeline ended in state {state}")
 
@@ -193,7 +276,7 @@ def _stage_listing_rejects(rejects: Sequence[tuple[str, str, Rejection]], stagin
 
 def land_files(files: Sequence[InputFile], run: Run, opts: LandingOptions, ingested_at: dt.datetime,
                duplicates_land_nothing: bool = False, listing_rejects: Sequence[tuple[str, str, Rejection]] = (),
-               arrived_at: dict[str, dt.datetime] | None = None) -> Landed:
+               arrived_at: dict[str, dt.datetime] | None = None, interruptible: bool = True) -> Landed:
     """Reads, normalizes and lands one batch of files; adds its counts to the run only once it has landed."""
     staging_dir = str(staging_root(opts.warehouse) / run.run_id / ingested_at.strftime("%H%M%S%f"))
     try:
@@ -201,7 +284,7 @@ def land_files(files: Sequence[InputFile], run: Run, opts: LandingOptions, inges
             settings = ReadSettings(run.run_id, ingested_at, opts.strict_fhir, opts.policy, opts.limits)
             total = sum(_size(f.path) for f in files)
             with ProgressLine(staging_dir, total):
-                _run_beam(files, staging_dir, settings, opts.beam_args)
+                _run_beam(files, staging_dir, settings, opts.beam_args, interruptible)
         batch = StagedBatch.collect(staging_dir)
         _stage_listing_rejects(listing_rejects, staging_dir, run.run_id, ingested_at, batch.counts)
         if listing_rejects:
@@ -230,6 +313,18 @@ def _size(path: str) -> int:
         return os.stat(path).st_size
     except OSError:
         return 0
+
+
+def _remove_stale_staging(sink: DuckDBWarehouse, current_run: str) -> None:
+    """Staging folders of runs that no longer run (killed): their batch never landed, they are garbage."""
+    root = staging_root(sink.path)
+    if not root.is_dir():
+        return
+    with sink.connect(read_only=False) as con:
+        running = {row[0] for row in con.execute("SELECT run_id FROM runs WHERE status = 'running'").fetchall()}
+    for folder in root.iterdir():
+        if folder.name != current_run and folder.name not in running:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _remove_empty_parents(folder: Path, root: Path) -> None:

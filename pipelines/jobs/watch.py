@@ -163,7 +163,14 @@ def watch(input_dir: str, opts: LandingOptions, source: str | None = None, poll_
         window_start = run.started_at
         log.info("watching %s (source %s) every %.1f s", folder, source, poll_interval)
         while True:
-            _poll_once(folder, source, state, run, landing_opts)
+            try:
+                _poll_once(folder, source, state, run, landing_opts)
+            except Exception:
+                if not stop.event.is_set():
+                    raise
+                # Ctrl-C in a terminal also reaches Beam's worker processes: that landing failed as a whole (one
+                # transaction) and its files land at the next start.
+                log.warning("stopped during a landing: its files land at the next start")
             now = dt.datetime.now(dt.timezone.utc)
             if opts.validation and (now - window_start).total_seconds() >= window_seconds:
                 window_start = _validate_window(opts, run, source, window_start, now)
@@ -191,7 +198,7 @@ def _poll_once(folder: Path, source: str, state: WatchState, run: Run, opts: Lan
     ingested_at = dt.datetime.now(dt.timezone.utc)
     try:
         landed = land_files(files, run, opts, ingested_at, duplicates_land_nothing=True, listing_rejects=rejects,
-                            arrived_at={f.path: _arrival(f.path) for f in files})
+                            arrived_at={f.path: _arrival(f.path) for f in files}, interruptible=False)
     except WarehouseBusy as err:
         # A reader holds the warehouse: nothing of these files landed (one transaction); retry at the next poll.
         log.warning("could not land %d files, retrying at the next poll: %s", len(files), err)

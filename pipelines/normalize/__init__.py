@@ -235,18 +235,72 @@ def _race_ethnicity(extensions: Any, observations: Sequence[Any], policy: Policy
 def _other_demographics(patient: Mapping[str, Any], policy: Policy) -> tuple[dict[str, Any], list[str]]:
     t = tables()
     warn: list[str] = []
-    born, year = birth_date(patient.get("birthDate"), warn)
+    birth = patient.get("birthDate")
+    born, year = _memoized(_birth_date, (type(birth), birth), birth, warn)
     address = current_address(patient.get("address"), warn)
+    fields = (address.get("postalCode"), address.get("state")) if isinstance(address, Mapping) else None
+    key = None if fields is None else (type(fields[0]), fields[0], type(fields[1]), fields[1])
+    zip_code, state_code = _memoized(_postal_and_state, key, fields, warn, policy)
+    communication = patient.get("communication")
     return {
-        "preferred_language": preferred_language(patient.get("communication"), t, policy, warn),
+        "preferred_language": _memoized(_language, _json_key(communication), communication, warn, policy),
         "birth_date": born,
         "birth_year": year,
         "administrative_gender": administrative_gender(patient.get("gender"), warn),
-        "postal_code": postal_code(address, policy, warn),
-        "state": state(address, t, warn),
+        "postal_code": zip_code,
+        "state": state_code,
         "managing_organization": managing_organization(patient.get("managingOrganization"), warn),
         "general_practitioner": general_practitioner(patient.get("generalPractitioner"), warn),
     }, warn
+
+
+# Values that repeat across patients (birth dates, postal codes, languages) are normalized once each: the functions
+# below are pure and return (result, warnings); `_memoized` keeps their results by a hashable key of the value (with
+# its type: 1, 1.0 and True are equal keys in Python but not the same JSON).
+_MEMO_SIZE = 1 << 16
+_MEMOS: dict[Any, dict[Any, Any]] = {}
+
+
+def _memoized(fn: Any, key: Any, value: Any, warn: list[str], *args: Any) -> Any:
+    memo = _MEMOS.setdefault((fn, args), {})
+    try:
+        result, warnings = memo[key]
+    except KeyError:
+        result, warnings = memo[key] = fn(value, *args)
+        if len(memo) > _MEMO_SIZE:
+            memo.clear()
+    except TypeError:  # not hashable (a list where a string goes): not memoized, same result
+        result, warnings = fn(value, *args)
+    warn.extend(warnings)
+    return result
+
+
+def _json_key(value: Any) -> Any:
+    """A hashable key for a JSON value (`object()`, never equal to another, when it cannot be serialized)."""
+    import orjson
+
+    try:
+        return None if value is None else orjson.dumps(value)
+    except TypeError:
+        return object()
+
+
+def _birth_date(value: Any) -> tuple[tuple[Any, Any], tuple[str, ...]]:
+    warn: list[str] = []
+    return birth_date(value, warn), tuple(warn)
+
+
+def _postal_and_state(fields: tuple[Any, Any] | None, policy: Policy) -> tuple[tuple[Any, Any], tuple[str, ...]]:
+    if fields is None:
+        return (None, None), ()
+    warn: list[str] = []
+    address = {"postalCode": fields[0], "state": fields[1]}
+    return (postal_code(address, policy, warn), state(address, tables(), warn)), tuple(warn)
+
+
+def _language(communication: Any, policy: Policy) -> tuple[Any, tuple[str, ...]]:
+    warn: list[str] = []
+    return preferred_language(communication, tables(), policy, warn), tuple(warn)
 
 
 RACE_KEYS = OUTPUT_KEYS[:OUTPUT_KEYS.index("mapping_warnings")]

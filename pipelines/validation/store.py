@@ -128,9 +128,9 @@ def completeness_trend(con: "duckdb.DuckDBPyConnection", scope: str = "source") 
 
 def validate_landed_batch(con: "duckdb.DuckDBPyConnection", run_id: str,
                           config: ValidationConfig = ValidationConfig()) -> list[dict[str, Any]]:
-    """Validates, per source, the landed rows of the Patients a batch read (temp table `_batch_latest` of the
+    """Validates, per source, the landed rows of the Patients a batch read (temp table `_batch_keys` of the
     commit) and stores the results."""
-    patients = con.execute(f"""SELECT p.* FROM {PATIENTS_TABLE} p SEMI JOIN _batch_latest b USING (source, patient_id)
+    patients = con.execute(f"""SELECT p.* FROM {PATIENTS_TABLE} p SEMI JOIN _batch_keys b USING (source, patient_id)
                                ORDER BY source, patient_id""").fetchdf()
     validator = shared_validator(config)
     rows: list[dict[str, Any]] = []

@@ -10,6 +10,7 @@ kept Observations and the ledger rows of the batch are committed together.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from dataclasses import dataclass
 
 import duckdb
@@ -20,9 +21,12 @@ from pipelines.normalize import Policy
 from pipelines.rows import FILE_ORDER, ORDINAL
 from pipelines.staging import InputFileResult, StagedBatch
 from pipelines.tables import DELETED, LEDGER, PATIENTS, REJECTED, arrow_schema, field_names
+from pipelines.warehouse.connection import read_parquet_sql
 from pipelines.warehouse.export import mark_dirty
 from pipelines.warehouse.observations import keep_observations, rebuild_with_observations
 from pipelines.warehouse.runs import RunCounts
+
+log = logging.getLogger(__name__)
 
 LATEST_ORDER = "last_updated DESC NULLS LAST, first_arrived_at DESC, _file_order DESC, _ordinal DESC"
 
@@ -78,27 +82,29 @@ def _files_table(files: list[InputFileResult]) -> pa.Table:
 
 def commit_batch(con: duckdb.DuckDBPyConnection, batch: StagedBatch, run_id: str, landed_at: dt.datetime,
                  policy: Policy, duplicates_land_nothing: bool = False) -> CommitResult:
-    """Lands the batch in one transaction; returns what changed. Temp tables `_changes`, `_new_rejected` and
-    `_new_deleted` stay on the connection for the Parquet export."""
+    """Lands the batch in one transaction; returns what changed. Temp tables stay on the connection for the export
+    and the validation: `_changes`, `_new_rejected`, `_new_deleted` (the new rows) and `_batch_keys` (every
+    (source, patient_id) the batch read)."""
     counts = RunCounts()
+    log.debug("commit: begin")
     con.execute("BEGIN TRANSACTION")
     try:
         decide_files(con, batch.files, landed_at, duplicates_land_nothing)
         con.register("_files", _files_table(batch.files))
         for kind in (PATIENTS_KIND, REJECTED_KIND, DELETED_KIND):
-            con.register(f"_staged_{kind}", batch.dataset(kind))
+            _stage_view(con, batch, kind)
         # Rows of files that land (a duplicate delivery lands nothing), with the first arrival of their content.
-        con.execute(f"""CREATE OR REPLACE TEMP TABLE _staged AS
+        con.execute(f"""CREATE OR REPLACE TEMP VIEW _staged AS
             SELECT p.* REPLACE (coalesce(f.first_arrived_at, p.first_arrived_at) AS first_arrived_at)
             FROM _staged_{PATIENTS_KIND} p JOIN _files f USING (input_file) WHERE f.status = 'landed'""")
         keep_observations(con, [o for o in batch.observations if _lands(o["input_file"], batch.files)], run_id)
-        con.register("_rebuilt", rebuild_with_observations(con, "_staged", policy))
-        con.execute(f"""CREATE OR REPLACE TEMP TABLE _batch_latest AS
-            SELECT * EXCLUDE (_rank) FROM (
-                SELECT *, row_number() OVER (PARTITION BY source, patient_id ORDER BY {LATEST_ORDER}) AS _rank
-                FROM (SELECT * FROM _staged s ANTI JOIN _rebuilt r USING (input_file, {ORDINAL})
-                      UNION ALL BY NAME SELECT * FROM _rebuilt))
-            WHERE _rank = 1""")
+        rebuilt = rebuild_with_observations(con, "_staged", policy)
+        versions = "_staged"
+        if rebuilt.num_rows:
+            con.register("_rebuilt", rebuilt)
+            versions = f"""(SELECT * FROM _staged s ANTI JOIN _rebuilt r USING (input_file, {ORDINAL})
+                            UNION ALL BY NAME SELECT * FROM _rebuilt)"""
+        _latest_per_key(con, versions)
         _land_deletions(con)
         _land_versions(con, counts)
         _land_rejects(con)
@@ -109,16 +115,43 @@ def commit_batch(con: duckdb.DuckDBPyConnection, batch: StagedBatch, run_id: str
         changed[PATIENTS] |= removed
         stale = mark_dirty(con, changed, landed_at)
         con.execute("COMMIT")
+        log.debug("commit: end")
     except BaseException:
         con.execute("ROLLBACK")
         raise
     finally:
-        for name in ("_files", "_rebuilt", *(f"_staged_{k}" for k in (PATIENTS_KIND, REJECTED_KIND, DELETED_KIND))):
+        for name in ("_files", "_rebuilt", *(f"_empty_{k}" for k in (PATIENTS_KIND, REJECTED_KIND, DELETED_KIND))):
             try:
                 con.unregister(name)
             except duckdb.Error:
                 pass
     return CommitResult(counts, changed, removed, stale)
+
+
+def _stage_view(con: duckdb.DuckDBPyConnection, batch: StagedBatch, kind: str) -> None:
+    """`_staged_<kind>`: the staged rows of one kind, read by DuckDB itself (parallel, no glob)."""
+    files = batch.files_of(kind)
+    if files:
+        con.execute(f"CREATE OR REPLACE TEMP VIEW _staged_{kind} AS SELECT * FROM {read_parquet_sql(files)}")
+    else:
+        con.register(f"_empty_{kind}", batch.schema_of(kind).empty_table())
+        con.execute(f"CREATE OR REPLACE TEMP VIEW _staged_{kind} AS SELECT * FROM _empty_{kind}")
+
+
+def _latest_per_key(con: duckdb.DuckDBPyConnection, versions: str) -> None:
+    """`_batch_latest` (a view): the batch's latest version per (source, patient_id). Keys that occur once (most of
+    a Bulk export) are taken as they are; only repeated keys are ranked, and no row is copied until `_changes`."""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _repeated_keys AS SELECT source, patient_id FROM {versions} "
+                "GROUP BY ALL HAVING count(*) > 1")
+    if not con.execute("SELECT count(*) FROM _repeated_keys").fetchone()[0]:
+        con.execute(f"CREATE OR REPLACE TEMP VIEW _batch_latest AS SELECT * FROM {versions}")
+        return
+    con.execute(f"""CREATE OR REPLACE TEMP VIEW _batch_latest AS
+        SELECT * FROM {versions} v ANTI JOIN _repeated_keys USING (source, patient_id)
+        UNION ALL BY NAME
+        SELECT * EXCLUDE (_rank) FROM (
+            SELECT *, row_number() OVER (PARTITION BY source, patient_id ORDER BY {LATEST_ORDER}) AS _rank
+            FROM {versions} v SEMI JOIN _repeated_keys USING (source, patient_id)) WHERE _rank = 1""")
 
 
 def _lands(input_file: str, files: list[InputFileResult]) -> bool:
@@ -159,7 +192,8 @@ def _land_versions(con: duckdb.DuckDBPyConnection, counts: RunCounts) -> None:
         SELECT t.source, t.patient_id FROM {PATIENTS} t JOIN _tombstones d USING (source, patient_id)
         WHERE coalesce(t.last_updated, '-infinity'::TIMESTAMPTZ) <= d.deleted_at
           AND NOT EXISTS (SELECT 1 FROM _changes c WHERE c.source = t.source AND c.patient_id = t.patient_id)""")
-    batch_size, = con.execute("SELECT count(*) FROM _batch_latest").fetchone()
+    con.execute("CREATE OR REPLACE TEMP TABLE _batch_keys AS SELECT source, patient_id FROM _batch_latest")
+    batch_size, = con.execute("SELECT count(*) FROM _batch_keys").fetchone()
     changed, inserted = con.execute("SELECT count(*), count(*) FILTER (_is_new) FROM _changes").fetchone()
     removed, = con.execute("SELECT count(*) FROM _removed").fetchone()
     con.execute(f"""DELETE FROM {PATIENTS} t USING (SELECT source, patient_id FROM _changes

@@ -25,6 +25,17 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(duckdb_ddl(table))
 
 
+def literal_path(path: str) -> str:
+    """A file path as a DuckDB SQL string literal that DuckDB will not glob (`[`, `*`, `?` in a folder name)."""
+    escaped = "".join(f"[{c}]" if c in "[*?" else c for c in path)
+    return "'" + escaped.replace("'", "''") + "'"
+
+
+def read_parquet_sql(files: list[str]) -> str:
+    """`read_parquet([...])` of exactly these files."""
+    return f"read_parquet([{', '.join(literal_path(f) for f in files)}])"
+
+
 def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     found = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchone()
     return bool(found and found[0])
@@ -42,6 +53,9 @@ def check_warehouse_path(path: Path, must_exist: bool = False) -> None:
         raise UsageError(f"cannot write warehouse {path}: directory {path.parent} does not exist")
     if path.is_dir():
         raise UsageError(f"cannot open warehouse {path}: it is a directory")
+    if "?" in str(path.resolve()):
+        # DuckDB 1.5.5 builds the write-ahead log's name by inserting ".wal" before a "?" and then fails to commit.
+        raise UsageError(f"cannot use warehouse {path}: DuckDB cannot keep a database under a path containing '?'")
 
 
 def connect(warehouse: str | os.PathLike, read_only: bool = False, create: bool = True,

@@ -54,6 +54,8 @@ def _observations_of(con: duckdb.DuckDBPyConnection, keys_sql: str) -> dict[tupl
 def rebuild_with_observations(con: duckdb.DuckDBPyConnection, staged: str, policy: Policy) -> pa.Table:
     """Rows classified again with their kept Observations: the staged rows (view `staged`) whose Patient has kept
     Observations, and the stored rows that this batch's new Observations point at. Staging schema."""
+    if not con.execute(f"SELECT count(*) FROM (SELECT 1 FROM {OBSERVATIONS} LIMIT 1)").fetchone()[0]:
+        return staging_schema().empty_table()  # no feed has kept any: nothing to match (the common case)
     batch_keys = f"SELECT DISTINCT s.source, s.patient_id FROM {staged} s SEMI JOIN {OBSERVATIONS} k " \
                  "ON k.source = s.source AND k.patient_key = s.patient_id"
     stored_keys = f"SELECT DISTINCT n.source, n.patient_key AS patient_id FROM {NEW_OBSERVATIONS} n " \
