@@ -9,7 +9,6 @@ import pickle
 import re
 import subprocess
 import sys
-import time
 
 import pytest
 
