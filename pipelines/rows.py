@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from pipelines.fhir.records import Deletion, FoundPatient, Rejection, parse_instant
 from pipelines.fhir.strict import invalid_patient_elements
+from pipelines.normalize import warning_codes as W
 from pipelines.normalize import (OTHER_KEYS, RACE_KEYS, Policy, RaceEthnicity, load_policy, other_demographics,
                                  race_ethnicity, race_ethnicity_extensions)
 from pipelines.tables import DELETED, PATIENTS, REJECTED, arrow_schema
@@ -31,7 +32,6 @@ RACE_COLUMNS = (*RACE_KEYS, "race_ethnicity_raw")
 # input_position, run_id, record_hash) is not content: re-delivering the same content changes nothing.
 OTHER_CONTENT_COLUMNS = ("source", "patient_id", "fhir_invalid_elements", *OTHER_KEYS, "last_updated",
                          "mapping_warnings")
-READER_WARNINGS = ("fhir_validation_failed", "last_updated_invalid", "patient_key_from_fullurl")
 MEMO_SIZE = 1 << 16
 
 
@@ -137,12 +137,12 @@ class PatientRows:
         raw_last_updated = meta.get("lastUpdated") if isinstance(meta, dict) else None
         last_updated = parse_instant(raw_last_updated)
         if raw_last_updated is not None and last_updated is None:
-            warnings.append("last_updated_invalid")
+            warnings.append(W.LAST_UPDATED_INVALID)
         if found.key_from_fullurl:
-            warnings.append("patient_key_from_fullurl")
+            warnings.append(W.PATIENT_KEY_FROM_FULLURL)
         invalid = tuple(invalid_patient_elements(found.resource)) if self.ctx.strict_fhir else ()
         if invalid:
-            warnings.append("fhir_validation_failed")
+            warnings.append(W.FHIR_VALIDATION_FAILED)
         # Shared tuples, not a new list per row: millions of small containers would keep Python's GC busy.
         merged = tuple(sorted({*race.warnings, *warnings})) if warnings else race.warnings
         other_values = [other[k] for k in OTHER_KEYS]

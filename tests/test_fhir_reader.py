@@ -320,3 +320,25 @@ def test_the_content_hash_is_of_the_bytes_read_even_when_reading_stops_early():
     for data in (bytes(range(256)) * 100, b"", b'{"resourceType": "Patient", "id": "a"}'):
         contents = read_fhir_bytes(data, "f")
         assert contents.content_sha256 == hashlib.sha256(data).hexdigest() and contents.raw_bytes == len(data)
+
+
+def test_reject_and_warning_codes_are_used_only_through_their_constants():
+    """A code written as a literal elsewhere escapes its documentation (it happened once: last_updated_invalid)."""
+    import re
+    from pathlib import Path
+
+    import dataclasses
+
+    from pipelines.normalize import WARNING_CODES, Policy
+
+    package = Path(__file__).resolve().parent.parent / "pipelines"
+    homes = {"reasons.py", "warning_codes.py"}
+    switches = {f.name for f in dataclasses.fields(Policy)}  # `language_from_text` is also a policy switch
+    codes = (set(REJECT_REASONS) | set(WARNING_CODES)) - switches
+    offenders = []
+    for path in package.rglob("*.py"):
+        if path.name in homes:
+            continue
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            offenders += [f"{path.name}:{number} {c}" for c in re.findall(r"[\"']([a-z_]+)[\"']", line) if c in codes]
+    assert offenders == []

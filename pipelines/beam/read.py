@@ -19,6 +19,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
+from pipelines.fhir import reasons as R
 from pipelines.fhir.plan import ReadTask, plan_reads
 from pipelines.fhir.reader import FileReader, ReadLimits
 from pipelines.fhir.records import Deletion, FeedObservation, FoundPatient, OtherResource, Rejection
@@ -179,7 +180,7 @@ class ReadTaskFn(beam.DoFn):
         try:
             raw = _open(file.path)
         except Exception as err:  # noqa: BLE001 - vanished, unreadable, a directory: a dead letter, not a crash
-            out.add(Rejection("file", "unreadable_file", f"{type(err).__name__}: {_first_line(err)}", ""))
+            out.add(Rejection("file", R.UNREADABLE_FILE, f"{type(err).__name__}: {_first_line(err)}", ""))
         else:
             with raw:
                 reader = FileReader(raw, file.name, s.limits, self.is_demographic_observation, task.start, task.end)

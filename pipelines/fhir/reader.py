@@ -15,6 +15,7 @@ from typing import IO, Any, Callable, Iterator
 
 import orjson
 
+from pipelines.fhir import reasons as R
 from pipelines.fhir.lines import (GZIP_MAGIC, GzipDamaged, InputLimitExceeded, Line, RawRange, gunzip_blocks,
                                   plain_blocks, split_lines)
 from pipelines.fhir.records import (Deletion, FeedObservation, FoundPatient, OtherResource, Rejection,
@@ -75,7 +76,7 @@ class FileReader:
         except (GzipDamaged, InputLimitExceeded) as err:
             yield from self._damaged(err)
         except OSError as err:
-            yield Rejection(f"byte {self.raw_position}", "unreadable_file",
+            yield Rejection(f"byte {self.raw_position}", R.UNREADABLE_FILE,
                             f"{type(err).__name__}: {err.strerror or err}", "")
         finally:
             try:
@@ -115,16 +116,16 @@ class FileReader:
                         break
         except (GzipDamaged, InputLimitExceeded) as err:
             if head and head[0].data is not None:
-                yield Rejection("file", "invalid_json", "a document cut short by damaged data", raw_text(head[0].data))
+                yield Rejection("file", R.INVALID_JSON, "a document cut short by damaged data", raw_text(head[0].data))
             yield from self._damaged(err)
             return
         if not head:
-            yield Rejection("file", "empty_file", "the file is empty", "")
+            yield Rejection("file", R.EMPTY_FILE, "the file is empty", "")
             return
         first = head[0]
         probe = first.data if first.data is not None else first.head
         if b"\x00" in probe[:BINARY_PROBE_BYTES]:
-            yield Rejection("file", "binary_content", "the file is binary, not JSON text", raw_text(probe))
+            yield Rejection("file", R.BINARY_CONTENT, "the file is binary, not JSON text", raw_text(probe))
         elif not _shape_needs_second_line(first):
             yield from self._ndjson(lines, head)
         elif self.name.lower().endswith(NDJSON_SUFFIXES) or (len(head) == 2 and _is_object_line(head[1])):
@@ -149,11 +150,11 @@ class FileReader:
         position = f"byte {line.offset}"
         self.content_position = line.offset + line.length
         if line.data is None:
-            yield Rejection(position, "record_too_large", f"a line of {line.length} bytes, more than the limit of "
+            yield Rejection(position, R.RECORD_TOO_LARGE, f"a line of {line.length} bytes, more than the limit of "
                             f"{self.limits.max_document_bytes}", raw_text(line.head))
             return
         if line.truncated:
-            yield Rejection(position, "invalid_json", "a truncated line at the end of damaged data",
+            yield Rejection(position, R.INVALID_JSON, "a truncated line at the end of damaged data",
                             raw_text(line.data))
             return
         if not line.data.strip():
@@ -161,16 +162,16 @@ class FileReader:
         try:
             value = orjson.loads(line.data)
         except orjson.JSONDecodeError as err:
-            yield Rejection(position, "invalid_json", f"invalid JSON line: {err}", raw_text(line.data))
+            yield Rejection(position, R.INVALID_JSON, f"invalid JSON line: {err}", raw_text(line.data))
             return
         yield from self.walker.walk(value, position, line.offset << ENTRY_BITS)
 
     def _damaged(self, err: Exception) -> Iterator[Any]:
         position = f"byte {self.content_position}"
         if isinstance(err, InputLimitExceeded):
-            yield Rejection(position, "expanded_size_limit", f"{err}: the rest of it was not read", "")
+            yield Rejection(position, R.EXPANDED_SIZE_LIMIT, f"{err}: the rest of it was not read", "")
         else:
-            yield Rejection(position, "invalid_gzip", str(err), "")
+            yield Rejection(position, R.INVALID_GZIP, str(err), "")
 
     # ------------------------------------------------------------------ one document
 
@@ -182,12 +183,12 @@ class FileReader:
             for line in itertools.chain(head, lines):
                 size += line.length
                 if line.data is None or size > limit:
-                    yield Rejection("file", "document_too_large", f"a JSON document of more than {limit} bytes (the "
+                    yield Rejection("file", R.DOCUMENT_TOO_LARGE, f"a JSON document of more than {limit} bytes (the "
                                     "limit; see --max-document-mb)", raw_text(head[0].data or head[0].head))
                     return
                 parts.append(line.data)
         except (GzipDamaged, InputLimitExceeded) as err:
-            yield Rejection("file", "invalid_json", "a document cut short by damaged data", raw_text(b"\n".join(parts)))
+            yield Rejection("file", R.INVALID_JSON, "a document cut short by damaged data", raw_text(b"\n".join(parts)))
             yield from self._damaged(err)
             return
         text = b"\n".join(parts)
@@ -195,7 +196,7 @@ class FileReader:
         try:
             value = orjson.loads(text)
         except orjson.JSONDecodeError as err:
-            yield Rejection("file", "invalid_json", f"invalid JSON: {err}", raw_text(text))
+            yield Rejection("file", R.INVALID_JSON, f"invalid JSON: {err}", raw_text(text))
             return
         del text
         yield from self.walker.walk(value, "", 0)
@@ -270,7 +271,7 @@ def read_fhir_file(path: str, limits: ReadLimits = ReadLimits(),
         raw = open(path, "rb")
     except OSError as err:
         out = FileContents()
-        out.rejections.append(Rejection("file", "unreadable_file", f"{type(err).__name__}: {err.strerror or err}", ""))
+        out.rejections.append(Rejection("file", R.UNREADABLE_FILE, f"{type(err).__name__}: {err.strerror or err}", ""))
         return out
     with raw:
         return collect(FileReader(raw, path, limits, is_demographic_observation))

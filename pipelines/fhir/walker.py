@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 import orjson
 
+from pipelines.fhir import reasons as R
 from pipelines.fhir.records import (Deletion, FeedObservation, FoundPatient, OtherResource, Rejection,
                                     parse_instant, patient_key_of_reference, raw_text)
 
@@ -89,7 +90,7 @@ class DocumentWalker:
         try:
             self._visit(value, position, None, 0)
         except TooManyRecords:
-            self.events.append(Rejection(position or "document", "too_many_records",
+            self.events.append(Rejection(position or "document", R.TOO_MANY_RECORDS,
                                          f"the document holds more than {self.max_records} records: the rest of it "
                                          "was not read", ""))
         self._match_observations()
@@ -127,12 +128,12 @@ class DocumentWalker:
         resource_type = value.get("resourceType") if isinstance(value, dict) else None
         if not isinstance(resource_type, str) or not resource_type:
             kind = "an object without resourceType" if isinstance(value, dict) else f"a JSON {type(value).__name__}"
-            self._reject(position, "not_fhir_resource", f"expected a FHIR resource, found {kind}", value)
+            self._reject(position, R.NOT_FHIR_RESOURCE, f"expected a FHIR resource, found {kind}", value)
         elif resource_type == "Patient":
             self._visit_patient(value, position, full_url)
         elif resource_type in ("Bundle", "Parameters"):
             if depth >= MAX_CONTAINER_DEPTH:
-                self._reject(position, "nesting_too_deep", f"containers nested more than {MAX_CONTAINER_DEPTH} deep",
+                self._reject(position, R.NESTING_TOO_DEEP, f"containers nested more than {MAX_CONTAINER_DEPTH} deep",
                              value, resource_type)
             elif resource_type == "Bundle":
                 self._visit_bundle(value, position, depth)
@@ -148,13 +149,13 @@ class DocumentWalker:
         if entries is None:
             return  # an empty Bundle holds no records
         if not isinstance(entries, list):
-            self._reject(position, "invalid_bundle", "Bundle.entry is not a list", bundle, "Bundle")
+            self._reject(position, R.INVALID_BUNDLE, "Bundle.entry is not a list", bundle, "Bundle")
             return
         prefix = f"{position} " if position else ""
         for index, entry in enumerate(entries):
             entry_position = f"{prefix}entry[{index}]"
             if not isinstance(entry, dict):
-                self._reject(entry_position, "bundle_entry_invalid", "the Bundle entry is not a JSON object", entry)
+                self._reject(entry_position, R.BUNDLE_ENTRY_INVALID, "the Bundle entry is not a JSON object", entry)
                 continue
             request = entry.get("request")
             method = request.get("method") if isinstance(request, dict) else None
@@ -163,7 +164,7 @@ class DocumentWalker:
                 continue
             resource = entry.get("resource")
             if resource is None:
-                self._reject(entry_position, "bundle_entry_without_resource", "the Bundle entry has no resource", entry)
+                self._reject(entry_position, R.BUNDLE_ENTRY_WITHOUT_RESOURCE, "the Bundle entry has no resource", entry)
                 continue
             self._visit(resource, entry_position, _non_empty_string(entry.get("fullUrl")), depth + 1)
 
@@ -171,7 +172,7 @@ class DocumentWalker:
                         position: str) -> None:
         target = deletion_target(request.get("url"))
         if target is None:
-            self._reject(position, "deletion_not_identified",
+            self._reject(position, R.DELETION_NOT_IDENTIFIED,
                          "a DELETE whose request.url names no single resource (a conditional delete?)", entry)
             return
         resource_type, key = target
@@ -184,7 +185,7 @@ class DocumentWalker:
     def _visit_parameters(self, parameters: dict[str, Any], position: str, depth: int) -> None:
         items = parameters.get("parameter")
         if items is not None and not isinstance(items, list):
-            self._reject(position, "invalid_parameters", "Parameters.parameter is not a list", parameters,
+            self._reject(position, R.INVALID_PARAMETERS, "Parameters.parameter is not a list", parameters,
                          "Parameters")
             return
         prefix = f"{position} " if position else ""
@@ -197,7 +198,7 @@ class DocumentWalker:
         for index, item in enumerate(items):
             position = f"{path}[{index}]"
             if not isinstance(item, dict):
-                self._reject(position, "parameter_invalid", "the parameter is not a JSON object", item)
+                self._reject(position, R.PARAMETER_INVALID, "the parameter is not a JSON object", item)
                 continue
             resource = item.get("resource")
             if resource is not None:
@@ -207,9 +208,9 @@ class DocumentWalker:
             if parts is None:
                 continue
             if not isinstance(parts, list):
-                self._reject(position, "parameter_invalid", "the parameter's part is not a list", item)
+                self._reject(position, R.PARAMETER_INVALID, "the parameter's part is not a list", item)
             elif depth + 1 >= MAX_CONTAINER_DEPTH:
-                self._reject(position, "nesting_too_deep", f"containers nested more than {MAX_CONTAINER_DEPTH} deep",
+                self._reject(position, R.NESTING_TOO_DEEP, f"containers nested more than {MAX_CONTAINER_DEPTH} deep",
                              item, "Parameters")
             else:
                 held += self._visit_parameter_list(parts, f"{position}.part", depth + 1)
@@ -219,7 +220,7 @@ class DocumentWalker:
         patient_id = resource.get("id")
         key = _non_empty_string(patient_id) if isinstance(patient_id, str) else None
         if key is None and full_url is None:
-            self._reject(position, "patient_without_id", "the Patient has neither id nor a fullUrl", resource,
+            self._reject(position, R.PATIENT_WITHOUT_ID, "the Patient has neither id nor a fullUrl", resource,
                          "Patient")
             return
         self._record()

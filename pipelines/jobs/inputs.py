@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
 
+from pipelines.fhir import reasons as R
 from pipelines.beam.read import InputFile
 from pipelines.errors import UsageError
 from pipelines.fhir.records import Rejection
@@ -54,7 +55,7 @@ def _walk(folder: str, source: str, roots: Sequence[str], follow_symlinks: bool,
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
     except OSError as err:
         out.rejections.append((source, display_path(folder), Rejection(
-            "directory", "unreadable_directory", f"the folder cannot be listed: {err.strerror or err}", "")))
+            "directory", R.UNREADABLE_DIRECTORY, f"the folder cannot be listed: {err.strerror or err}", "")))
         return
     for entry in entries:
         if is_ignored_name(entry.name):
@@ -62,7 +63,7 @@ def _walk(folder: str, source: str, roots: Sequence[str], follow_symlinks: bool,
         path = os.path.abspath(entry.path)
         if entry.is_symlink() and not follow_symlinks and not _inside(path, roots):
             out.rejections.append((source, display_path(path), Rejection(
-                "file", "symlink_outside_input", "a symbolic link to a place outside the given inputs (not followed; "
+                "file", R.SYMLINK_OUTSIDE_INPUT, "a symbolic link to a place outside the given inputs (not followed; "
                 "see --follow-symlinks)", "")))
             continue
         try:
@@ -70,7 +71,7 @@ def _walk(folder: str, source: str, roots: Sequence[str], follow_symlinks: bool,
         except OSError as err:
             # a dangling link or a loop: the reader would fail the same way; say so here
             out.rejections.append((source, display_path(path), Rejection(
-                "file", "unreadable_file", f"{type(err).__name__}: {err.strerror or err}", "")))
+                "file", R.UNREADABLE_FILE, f"{type(err).__name__}: {err.strerror or err}", "")))
             continue
         if stat.S_ISDIR(st.st_mode):
             yield from _walk(path, source, roots, follow_symlinks, out, visited)

@@ -63,9 +63,10 @@ STATE_REPAIRED = "state_repaired"
 STATE_UNRECOGNIZED = "state_unrecognized"
 PROVIDER_REFERENCE_MALFORMED = "provider_reference_malformed"
 
-# Emitted by the reader (pipelines/fhir), documented in the same table.
+# Emitted by the row builder (pipelines/rows.py), documented in the same table.
 FHIR_VALIDATION_FAILED = "fhir_validation_failed"
 PATIENT_KEY_FROM_FULLURL = "patient_key_from_fullurl"
+LAST_UPDATED_INVALID = "last_updated_invalid"
 
 ALL_CODES: frozenset[str] = frozenset(
     value for name, value in list(globals().items()) if name.isupper() and isinstance(value, str)
