@@ -222,3 +222,44 @@ def test_sigkill_at_any_moment_of_landing_leaves_a_consistent_warehouse(tmp_path
             else True
     statuses = {row[0] for row in query(warehouse, "SELECT status FROM runs")}
     assert statuses <= {"succeeded", "interrupted"} and "interrupted" in statuses
+
+
+def test_no_patient_value_reaches_a_page_a_log_or_an_error_line(tmp_path, run_cli):
+    """12.14: `validate --html` printed Great Expectations' unexpected values (birth dates, patient ids)."""
+    feed = tmp_path / "feed"
+    feed.mkdir()
+    patients = [{"resourceType": "Patient", "id": f"SECRET-ID-{i}", "birthDate": "2099-05-17",
+                 "name": [{"family": "SECRETNAME"}], "address": [{"postalCode": "SECRETZIP", "line": ["1 Secret St"]}],
+                 "meta": {"lastUpdated": "2099-01-01T00:00:00Z"}} for i in range(3)]
+    (feed / "p.ndjson").write_text("".join(json.dumps(p) + "\n" for p in patients) + "{not json SECRETRAW\n")
+    warehouse, page = tmp_path / "w.duckdb", tmp_path / "validation.html"
+    code, out, err = run_cli("run", "--input", feed, "--warehouse", warehouse)
+    assert code == 0, err
+    code, vout, verr = run_cli("validate", "--warehouse", warehouse, "--html", page)
+    assert code == 1  # future dates fail plausibility
+    for text in (out, err, vout, verr, page.read_text()):
+        for secret in ("SECRET", "2099-05-17", "2099-01-01", "1 Secret St"):
+            assert secret not in text
+
+
+@pytest.mark.slow
+def test_memory_per_input_file_is_small(tmp_path):
+    """12.8: each input file used to cost ~300 KB (30,000 small files: 8.9 GB)."""
+    import resource
+
+    def peak_kib(count: int) -> int:
+        feed = tmp_path / f"feed{count}"
+        feed.mkdir()
+        for i in range(count):
+            (feed / f"p{i}.json").write_text(json.dumps({"resourceType": "Patient", "id": f"p{i}"}))
+        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        script = ("import resource, sys; from pipelines.cli import main; code = main(sys.argv[1:]); "
+                  "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(code)")
+        result = subprocess.run([sys.executable, "-c", script, "run", "--input", str(feed), "--warehouse",
+                                 str(tmp_path / f"w{count}.duckdb"), "--source", "s", "--no-validation",
+                                 "--log-level", "WARNING"], capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stderr
+        return int(result.stdout.strip().splitlines()[-1]) if before is not None else 0
+
+    small, large = peak_kib(200), peak_kib(2200)
+    assert (large - small) / 2000 < 30, f"{(large - small) / 2000:.1f} KiB per file"

@@ -10,6 +10,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Iterator
@@ -20,7 +22,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from pipelines.fhir import reasons as R
-from pipelines.fhir.plan import ReadTask, plan_reads
+from pipelines.fhir.plan import SPLIT_BYTES, ReadTask, plan_reads
 from pipelines.fhir.reader import FileReader, ReadLimits
 from pipelines.fhir.records import Deletion, FeedObservation, FoundPatient, OtherResource, Rejection
 from pipelines.rows import PatientRows, RaceMemo, RowContext, deleted_table, rejected_table
@@ -30,6 +32,7 @@ log = logging.getLogger(__name__)
 METRICS_NAMESPACE = "demographics"
 REJECTED, DELETED, OBSERVATIONS, STATS, PROGRESS = "rejected", "deleted", "observations", "stats", "progress"
 PATIENTS = "patients"
+PROGRESS_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -77,11 +80,14 @@ class PlanReadsFn(beam.DoFn):
         self.settings = settings
 
     def process(self, file: InputFile) -> Iterator[tuple[InputFile, ReadTask]]:
+        split_bytes = self.settings.split_bytes or SPLIT_BYTES
         try:
             size = FileSystems.get_filesystem(file.path).metadata(file.path).size_in_bytes
-            with _open(file.path) as raw:
-                kwargs = {"split_bytes": self.settings.split_bytes} if self.settings.split_bytes else {}
-                tasks = plan_reads(raw, file.path, size, self.settings.limits, **kwargs)
+            if size <= split_bytes:  # most files: one task, without opening the file here
+                tasks = [ReadTask(file.path)]
+            else:
+                with _open(file.path) as raw:
+                    tasks = plan_reads(raw, file.path, size, self.settings.limits, split_bytes)
         except Exception:  # noqa: BLE001 - unreadable here: the reading task records the dead letter
             tasks = [ReadTask(file.path)]
         for task in tasks:
@@ -102,7 +108,6 @@ class _TaskOutput:
         self.rejected_by_reason: Counter = Counter()
         self.other_by_type: Counter = Counter()
         self.categories: Counter = Counter()
-        self.chunks = 0
 
     def add(self, record: Any) -> None:
         if isinstance(record, FoundPatient):
@@ -125,7 +130,7 @@ class _TaskOutput:
     def full(self) -> bool:
         return max(len(self.patients), len(self.rejected), len(self.deletions)) >= self.chunk_rows
 
-    def flush(self, raw_position: int, final: bool = False) -> Iterator[Any]:
+    def flush(self) -> Iterator[Any]:
         if len(self.patients):
             self.categories.update(self.patients.categories)
             yield self.patients.table()
@@ -139,9 +144,6 @@ class _TaskOutput:
         if self.observations:
             yield beam.pvalue.TaggedOutput(OBSERVATIONS, self.observations)
             self.observations = []
-        self.chunks += 1
-        yield beam.pvalue.TaggedOutput(PROGRESS, {"task": self.key, "records": sum(self.counts.values()),
-                                                  "raw_bytes": raw_position, "final": final})
 
     def stats(self, reader: FileReader | None) -> dict[str, Any]:
         return {"input_file": self.file.name, "path": self.file.path, "source": self.file.source,
@@ -169,6 +171,18 @@ class ReadTaskFn(beam.DoFn):
 
         self.memo = RaceMemo(self.settings.policy or load_policy())
         self.is_demographic_observation = is_demographic_observation
+        # Progress of this worker, all its tasks together, sent at most once per PROGRESS_SECONDS.
+        self.progress_key = uuid.uuid4().hex
+        self.done_records = self.done_bytes = 0
+        self.progress_sent = 0.0
+
+    def _progress(self, records: int, raw_bytes: int, force: bool = False) -> Iterator[Any]:
+        now = time.monotonic()
+        if force or now - self.progress_sent >= PROGRESS_SECONDS:
+            self.progress_sent = now
+            yield beam.pvalue.TaggedOutput(PROGRESS, {"task": self.progress_key,
+                                                      "records": self.done_records + records,
+                                                      "raw_bytes": self.done_bytes + raw_bytes})
 
     def process(self, element: tuple[InputFile, ReadTask]) -> Iterator[Any]:
         file, task = element
@@ -187,9 +201,13 @@ class ReadTaskFn(beam.DoFn):
                 for record in reader.records():
                     out.add(record)
                     if out.full():
-                        yield from out.flush(reader.raw_position)
-        yield from out.flush(reader.raw_position if reader else 0, final=True)
+                        yield from out.flush()
+                        yield from self._progress(sum(out.counts.values()), reader.raw_position)
+        yield from out.flush()
         stats = out.stats(reader)
+        self.done_records += stats["records_in"]
+        self.done_bytes += stats["raw_bytes"] or 0
+        yield from self._progress(0, 0)
         self.records.inc(stats["records_in"])
         self.patients.inc(stats["patients_landed"])
         self.bytes.inc(stats["raw_bytes"] or 0)

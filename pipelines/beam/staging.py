@@ -21,6 +21,7 @@ from apache_beam.io.filesystems import FileSystems
 from pipelines.beam.read import DELETED, OBSERVATIONS, PATIENTS, PROGRESS, REJECTED, STATS
 
 FLUSH_ROWS = 50_000
+COMBINE_TABLES = 256  # many small tables (one per small input file) are merged as they come: bounded memory
 TABLE_KINDS = (PATIENTS, REJECTED, DELETED)
 RECORD_KINDS = (OBSERVATIONS, STATS)
 
@@ -44,6 +45,8 @@ class WriteStagedTablesFn(beam.DoFn):
         self.rows += table.num_rows
         if self.rows >= FLUSH_ROWS:
             self._flush()
+        elif len(self.buffer) >= COMBINE_TABLES:
+            self.buffer = [pa.concat_tables(self.buffer).combine_chunks()]
 
     def finish_bundle(self) -> None:
         self._flush()
@@ -52,7 +55,7 @@ class WriteStagedTablesFn(beam.DoFn):
         if not self.buffer:
             return
         path = _path(self.staging_dir, self.kind, f"{uuid.uuid4().hex}.parquet")
-        table = pa.concat_tables(self.buffer)
+        table = pa.concat_tables(self.buffer).combine_chunks()
         self.buffer, self.rows = [], 0
         with FileSystems.create(path) as fh:
             pq.write_table(table, fh, compression="zstd")

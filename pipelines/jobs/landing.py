@@ -133,11 +133,12 @@ class ProgressLine:
     def __exit__(self, *exc: Any) -> None:
         self.stop.set()
         self.thread.join()
-        if exc[0] is None:
-            records, done = progress_of(self.staging_dir)
-            elapsed = max(time.monotonic() - self.started, 1e-6)
-            log.info("read %s MB: %s records in %.1f s (%s records/s, %.1f MB/s)", f"{done / 1e6:,.1f}",
-                     f"{records:,}", elapsed, f"{records / elapsed:,.0f}", done / 1e6 / elapsed)
+
+    def summary(self, counts: RunCounts, raw_bytes: int) -> None:
+        """The read stage's last line, from the exact counts of the batch."""
+        elapsed = max(time.monotonic() - self.started, 1e-6)
+        log.info("read %s MB: %s records in %.1f s (%s records/s, %.1f MB/s)", f"{raw_bytes / 1e6:,.1f}",
+                 f"{counts.records_in:,}", elapsed, f"{counts.records_in / elapsed:,.0f}", raw_bytes / 1e6 / elapsed)
 
     def line(self) -> str | None:
         records, done = progress_of(self.staging_dir)
@@ -283,9 +284,11 @@ def land_files(files: Sequence[InputFile], run: Run, opts: LandingOptions, inges
         if files:
             settings = ReadSettings(run.run_id, ingested_at, opts.strict_fhir, opts.policy, opts.limits)
             total = sum(_size(f.path) for f in files)
-            with ProgressLine(staging_dir, total):
+            with ProgressLine(staging_dir, total) as progress:
                 _run_beam(files, staging_dir, settings, opts.beam_args, interruptible)
         batch = StagedBatch.collect(staging_dir)
+        if files:
+            progress.summary(batch.counts, sum(f.size_bytes or 0 for f in batch.files))
         _stage_listing_rejects(listing_rejects, staging_dir, run.run_id, ingested_at, batch.counts)
         if listing_rejects:
             batch = _with_listing_rejects(batch, staging_dir)
