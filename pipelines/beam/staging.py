@@ -20,7 +20,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from pipelines.beam.read import DELETED, OBSERVATIONS, PATIENTS, PROGRESS, REJECTED, STATS
 
-FLUSH_ROWS = 50_000
+FLUSH_ROWS = 20_000  # one full chunk is written at once: memory stays one chunk per worker
 COMBINE_TABLES = 256  # many small tables (one per small input file) are merged as they come: bounded memory
 TABLE_KINDS = (PATIENTS, REJECTED, DELETED)
 RECORD_KINDS = (OBSERVATIONS, STATS)

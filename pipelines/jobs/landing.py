@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipelines.beam.read import REJECTED, InputFile, ReadSettings
+from pipelines.fhir.plan import SPLIT_BYTES
 from pipelines.fhir.reader import ReadLimits
 from pipelines.fhir.records import Rejection
 from pipelines.normalize import Policy, load_policy
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_RUNNER = "FnApiRunner"  # named explicitly: the DirectRunner default tries to download Prism first
 PROGRESS_SECONDS = 5.0
+AUTO_PARALLEL_BYTES = 2 * SPLIT_BYTES  # input that makes at least two byte ranges
 
 
 @dataclass(frozen=True)
@@ -241,6 +243,20 @@ def _interruptible(enabled: bool) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+def parallel_by_default(beam_args: Sequence[str], total_bytes: int) -> list[str]:
+    """Beam options with worker processes on every core when the input is large enough to be shared (two byte
+    ranges or more) and the user chose no running mode: one process reads at most one core's worth."""
+    args = list(beam_args)
+    chosen = any(a.startswith(("--direct_running_mode", "--direct_num_workers")) for a in args)
+    cores = os.cpu_count() or 1
+    runner = ensure_runner(args)
+    if not chosen and runner == DEFAULT_RUNNER and cores > 1 and total_bytes >= AUTO_PARALLEL_BYTES:
+        args += ["--direct_running_mode=multi_processing", f"--direct_num_workers={cores}"]
+        log.info("%s MB of input: reading with %d worker processes (--direct_num_workers=1 for one)",
+                 f"{total_bytes / 1e6:,.0f}", cores)
+    return args
+
+
 def _run_beam(files: Sequence[InputFile], staging_dir: str, settings: ReadSettings, beam_args: Sequence[str],
               interruptible: bool = True) -> None:
     import apache_beam as beam
@@ -249,8 +265,7 @@ def _run_beam(files: Sequence[InputFile], staging_dir: str, settings: ReadSettin
     from pipelines.beam.read import ReadFhirFiles
     from pipelines.beam.staging import WriteStaged, staged_outputs
 
-    args = list(beam_args)
-    ensure_runner(args)
+    args = parallel_by_default(beam_args, sum(_size(f.path) for f in files))
     pipeline = beam.Pipeline(options=PipelineOptions(args))
     outputs = (pipeline
                | "ListInputFiles" >> beam.Create(list(files))

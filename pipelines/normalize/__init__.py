@@ -238,7 +238,7 @@ def _other_demographics(patient: Mapping[str, Any], policy: Policy) -> tuple[dic
     birth = patient.get("birthDate")
     born, year = _memoized(_birth_date, (type(birth), birth), birth, warn)
     address = current_address(patient.get("address"), warn)
-    fields = (address.get("postalCode"), address.get("state")) if isinstance(address, Mapping) else None
+    fields = (address.get("postalCode"), address.get("state")) if isinstance(address, dict) else None
     key = None if fields is None else (type(fields[0]), fields[0], type(fields[1]), fields[1])
     zip_code, state_code = _memoized(_postal_and_state, key, fields, warn, policy)
     communication = patient.get("communication")
@@ -258,11 +258,13 @@ def _other_demographics(patient: Mapping[str, Any], policy: Policy) -> tuple[dic
 # below are pure and return (result, warnings); `_memoized` keeps their results by a hashable key of the value (with
 # its type: 1, 1.0 and True are equal keys in Python but not the same JSON).
 _MEMO_SIZE = 1 << 16
-_MEMOS: dict[Any, dict[Any, Any]] = {}
+_MEMOS: dict[tuple, dict[Any, Any]] = {}
 
 
 def _memoized(fn: Any, key: Any, value: Any, warn: list[str], *args: Any) -> Any:
-    memo = _MEMOS.setdefault((fn, args), {})
+    memo = _MEMOS.get((fn, *map(id, args)))  # by identity: a Policy hashes all its fields, on every call
+    if memo is None:
+        memo = _MEMOS[(fn, *map(id, args))] = {}
     try:
         result, warnings = memo[key]
     except KeyError:

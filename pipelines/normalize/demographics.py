@@ -88,15 +88,15 @@ def _language_from_code(code: Any, t: Tables) -> tuple[str | None, bool]:
 
 def _language_of(comm: Any, t: Tables, policy: Policy, warn: list[str]) -> str | None:
     """Language of one Patient.communication entry: coding (BCP-47 or plain code) first, then text by policy."""
-    if not isinstance(comm, Mapping):
+    if not isinstance(comm, dict):
         return None
     lang = comm.get("language")
-    if not isinstance(lang, Mapping):
+    if not isinstance(lang, dict):
         return None
     codings = lang.get("coding")
     if isinstance(codings, list):
         for coding in codings:
-            if not isinstance(coding, Mapping):
+            if not isinstance(coding, dict):
                 continue
             system = coding.get("system")
             if system is not None and not (
@@ -124,8 +124,8 @@ def preferred_language(communication: Any, t: Tables, policy: Policy, warn: list
     if not isinstance(communication, list):
         warn.append(W.LANGUAGE_UNREADABLE)
         return None
-    ordered = [c for c in communication if isinstance(c, Mapping) and c.get("preferred") is True]
-    ordered += [c for c in communication if not (isinstance(c, Mapping) and c.get("preferred") is True)]
+    ordered = [c for c in communication if isinstance(c, dict) and c.get("preferred") is True]
+    ordered += [c for c in communication if not (isinstance(c, dict) and c.get("preferred") is True)]
     for comm in ordered:
         subtag = _language_of(comm, t, policy, warn)
         if subtag is not None:
@@ -139,7 +139,7 @@ def preferred_language(communication: Any, t: Tables, policy: Policy, warn: list
 
 def _period_ended(address: Mapping[str, Any]) -> bool:
     period = address.get("period")
-    return isinstance(period, Mapping) and period.get("end") is not None
+    return isinstance(period, dict) and period.get("end") is not None
 
 
 def current_address(addresses: Any, warn: list[str]) -> Mapping[str, Any] | None:
@@ -149,7 +149,7 @@ def current_address(addresses: Any, warn: list[str]) -> Mapping[str, Any] | None
     if not isinstance(addresses, list):
         warn.append(W.ADDRESS_MALFORMED)
         return None
-    usable = [a for a in addresses if isinstance(a, Mapping)]
+    usable = [a for a in addresses if isinstance(a, dict)]
     if len(usable) != len(addresses):
         warn.append(W.ADDRESS_MALFORMED)
     for address in usable:
@@ -213,7 +213,7 @@ def state(address: Mapping[str, Any] | None, t: Tables, warn: list[str]) -> str 
 
 
 def _reference_text(value: Any) -> str | None:
-    reference = value.get("reference") if isinstance(value, Mapping) else None
+    reference = value.get("reference") if isinstance(value, dict) else None
     return reference.strip() if isinstance(reference, str) and reference.strip() else None
 
 
@@ -222,7 +222,7 @@ def managing_organization(value: Any, warn: list[str]) -> str | None:
     if value is None:
         return None
     reference = _reference_text(value)
-    if reference is None and not isinstance(value, Mapping):
+    if reference is None and not isinstance(value, dict):
         warn.append(W.PROVIDER_REFERENCE_MALFORMED)
     return reference
 
@@ -238,6 +238,6 @@ def general_practitioner(value: Any, warn: list[str]) -> str | None:
         reference = _reference_text(item)
         if reference is not None:
             return reference
-        if not isinstance(item, Mapping):
+        if not isinstance(item, dict):
             warn.append(W.PROVIDER_REFERENCE_MALFORMED)
     return None

@@ -17,6 +17,8 @@ LOCK_WAIT_SECONDS = 10.0
 # ahead (it keeps them and rolls back the rest of the transaction). Measured: 0 anomalies in 100 SIGKILL trials
 # with this setting, 20 in 61 without (SECURITY.md).
 CHECKPOINT_THRESHOLD = "256KB"
+# DuckDB takes up to 80% of the machine's memory by default; a landing stays bounded and spills to disk beyond this.
+MEMORY_LIMIT = "384MB"
 
 
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
@@ -73,6 +75,7 @@ def connect(warehouse: str | os.PathLike, read_only: bool = False, create: bool 
             con = duckdb.connect(str(path), read_only=read_only)
             if not read_only:
                 con.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
+                con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
             return con
         except (duckdb.Error, OSError) as err:
             first_line = str(err).splitlines()[0] if str(err) else type(err).__name__
