@@ -377,6 +377,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _misspelled_option(parser, args.command, extra)
         _configure_logging(args.log_level)
         return COMMANDS[args.command](args, extra)
+    except SystemExit as done:  # --help and --version print and exit 0
+        return int(done.code or 0)
     except UsageError as err:
         print(f"demographics: error: {err}", file=sys.stderr)
         return err.exit_code

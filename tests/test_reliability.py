@@ -160,6 +160,7 @@ def test_a_signal_during_the_beam_phase_with_worker_processes_ends_the_run_as_in
     assert not (tmp_path / ".w.duckdb.staging").exists()
 
 
+@pytest.mark.slow
 def test_a_failure_with_worker_processes_is_one_line(sample_feed, tmp_path):
     """12.16: not a 100-line traceback and "RuntimeError: Traceback ..."."""
     (tmp_path / ".w.duckdb.staging").write_text("a file where the staging folder goes: workers cannot write")

@@ -150,6 +150,7 @@ def test_a_newer_delivery_replaces_and_an_older_one_does_not(tmp_path, run_cli):
     assert deliver("4.json", "2025-06-01T00:00:00+02:00", "unknown") == [("unknown",)]  # same time, later ingestion
 
 
+@pytest.mark.slow
 def test_multi_process_runner_gives_the_same_rows(sample_feed, landed, tmp_path, run_cli):
     warehouse = tmp_path / "mp.duckdb"
     code, _, err = run_cli("run", "--input", sample_feed, "--warehouse", warehouse,
@@ -182,11 +183,6 @@ def test_hidden_and_partial_files_are_not_inputs(tmp_path, run_cli):
     assert query(warehouse, "SELECT files_read, rejected FROM runs") == [(1, 0)]
 
 
-def _cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "pipelines.cli", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, timeout=300)
-
-
 @pytest.mark.parametrize("args, message", [
     (["run", "--input", "/no/such/folder"], "input /no/such/folder does not exist"),
     (["run", "--input", ".", "--warehouse", "/no/such/dir/w.duckdb"], "directory /no/such/dir does not exist"),
@@ -199,41 +195,60 @@ def _cli(*args, cwd=None):
     (["frobnicate"], "invalid choice"),
     (["run", "--input", ".", "--log-level", "LOUD"], "invalid choice"),
 ])
-def test_bad_usage_is_one_line_and_exit_2(args, message, tmp_path):
-    result = _cli(*args, cwd=tmp_path)
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and message in lines[0], result.stderr
-    assert "Traceback" not in result.stderr
+def test_bad_usage_is_one_line_and_exit_2(args, message, tmp_path, run_cli, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli(*args)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], err
+    assert "Traceback" not in err
 
 
-def test_a_warehouse_path_that_is_a_directory_is_one_line_error(tmp_path, sample_feed):
-    result = _cli("run", "--input", sample_feed / "single-patient.json", "--warehouse", tmp_path, cwd=tmp_path)
-    assert result.returncode == 2
-    assert len(result.stderr.strip().splitlines()) == 1 and "cannot open warehouse" in result.stderr
+def test_the_console_script_is_installed_and_fails_in_one_line(tmp_path):
+    """The one subprocess of this module: what a user types, through the installed `demographics` script."""
+    script = Path(sys.executable).with_name("demographics")
+    result = subprocess.run([str(script), "run", "--input", str(tmp_path / "nope")], capture_output=True, text=True,
+                            timeout=120, cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr.strip() == f"demographics: error: input {tmp_path / 'nope'} does not exist"
 
 
-def test_help_explains_and_exits_0():
-    result = _cli("run", "--help")
-    assert result.returncode == 0
-    assert "--warehouse" in result.stdout and "--source" in result.stdout and "multi_processing" in result.stdout
+def test_a_bare_command_shows_the_usage_and_a_mistyped_flag_is_refused_before_beam_loads(run_cli):
+    code, _, err = run_cli()
+    assert code == 2 and "usage: demographics" in err and "COMMAND" in err
+    code, out, _ = run_cli("--version")
+    assert code == 0 and out.startswith("demographics ")
+    code, _, err = run_cli("run", "--input", ".", "--warehose", "x")
+    assert code == 2 and "did you mean --warehouse?" in err
 
 
-@pytest.mark.parametrize("command", ["run", "watch", "validate", "status"])
-def test_every_subcommand_has_help_and_log_level(command):
-    result = _cli(command, "--help")
-    assert result.returncode == 0 and "--log-level LEVEL" in result.stdout and "--warehouse" in result.stdout
+def test_a_warehouse_path_that_is_a_directory_is_one_line_error(tmp_path, sample_feed, run_cli):
+    code, _, err = run_cli("run", "--input", sample_feed / "single-patient.json", "--warehouse", tmp_path)
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and "cannot open warehouse" in err
 
 
-def test_progress_on_stderr_and_no_patient_data_in_logs(sample_feed, tmp_path):
-    result = _cli("run", "--input", sample_feed, "--warehouse", tmp_path / "w.duckdb", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert re.search(r"INFO read [0-9.]+ MB: 361 records in [0-9.]+ s \([0-9,]+ records/s", result.stderr)
-    assert "records in" in result.stdout and "reconciles" in result.stdout
+def test_help_explains_and_exits_0(run_cli):
+    code, out, _ = run_cli("run", "--help")
+    assert code == 0
+    assert "--warehouse" in out and "--source" in out and "multi_processing" in out and "--strict-fhir" in out
+
+
+@pytest.mark.parametrize("command", ["run", "watch", "validate", "status", "report"])
+def test_every_subcommand_has_help_and_log_level(command, run_cli):
+    code, out, _ = run_cli(command, "--help")
+    assert code == 0 and "--log-level LEVEL" in out and "--warehouse" in out
+
+
+def test_progress_on_stderr_and_no_patient_data_in_logs(sample_feed, tmp_path, run_cli):
+    code, out, err = run_cli("run", "--input", sample_feed, "--warehouse", tmp_path / "w.duckdb")
+    assert code == 0, err
+    assert re.search(r"INFO read [0-9.]+ MB: 361 records in [0-9.]+ s \([0-9,]+ records/s", err)
+    assert "records in" in out and "reconciles" in out
     for private in ("MRN", "Example St", "pat-0000", "Lebanese"):
-        assert private not in result.stderr
+        assert private not in err
 
 
+@pytest.mark.slow
 def test_non_editable_install_works_from_another_directory(tmp_path, sample_feed):
     """`pip install .` ships the schemas and reference data inside the package."""
     repo = Path(__file__).resolve().parent.parent
@@ -293,13 +308,13 @@ def test_every_sample_encoding_lands_with_its_source_format(landed):
                          "AND birth_date IS NOT NULL AND administrative_gender IS NOT NULL")[0][0] > 250
 
 
-def test_a_failing_run_is_one_line_exit_3_and_recorded_as_failed(sample_feed, tmp_path):
+def test_a_failing_run_is_one_line_exit_3_and_recorded_as_failed(sample_feed, tmp_path, run_cli):
     warehouse = tmp_path / "w.duckdb"
     (tmp_path / ".w.duckdb.staging").write_text("a file where the staging folder goes: workers cannot write")
-    result = _cli("run", "--input", sample_feed / "single-patient.json", "--warehouse", warehouse, cwd=tmp_path)
-    assert result.returncode == 3, result.stderr
-    errors = [line for line in result.stderr.splitlines() if " INFO " not in line]
-    assert len(errors) == 1 and errors[0].startswith("demographics: failed:") and "Traceback" not in result.stderr
+    code, _, err = run_cli("run", "--input", sample_feed / "single-patient.json", "--warehouse", warehouse)
+    assert code == 3, err
+    errors = [line for line in err.splitlines() if " INFO " not in line]
+    assert len(errors) == 1 and errors[0].startswith("demographics: failed:") and "Traceback" not in err
     status, message = query(warehouse, "SELECT status, message FROM runs")[0]
     assert status == "failed" and message
     assert query(warehouse, "SELECT count(*) FROM patient_demographics")[0][0] == 0
@@ -318,8 +333,8 @@ def test_the_ledger_names_every_file_with_its_content_hash(sample_feed, landed):
 
 
 @pytest.mark.parametrize("position", ["before", "after"])
-def test_log_level_works_before_and_after_the_subcommand(sample_feed, tmp_path, position):
+def test_log_level_works_before_and_after_the_subcommand(sample_feed, tmp_path, position, run_cli):
     args = ["run", "--input", sample_feed / "single-patient.json", "--warehouse", tmp_path / "w.duckdb"]
     args = ["--log-level", "WARNING", *args] if position == "before" else [*args, "--log-level", "WARNING"]
-    result = _cli(*args, cwd=tmp_path)
-    assert result.returncode == 0 and " INFO " not in result.stderr
+    code, _, err = run_cli(*args)
+    assert code == 0 and " INFO " not in err

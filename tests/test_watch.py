@@ -60,6 +60,7 @@ def _start(drop: Path, warehouse: Path, *extra: str) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.slow
 def test_watch_lands_live_survives_sigkill_and_never_duplicates(tmp_path):
     drop, warehouse = tmp_path / "drop", tmp_path / "w.duckdb"
     drop.mkdir()
@@ -217,6 +218,7 @@ def test_a_generic_folder_name_needs_a_source(tmp_path):
     assert _watch_once(named, tmp_path / "w.duckdb", source=None).run.run_id
 
 
+@pytest.mark.slow
 def test_a_second_watch_on_the_same_folder_or_warehouse_is_refused(tmp_path):
     drop, warehouse = tmp_path / "drop", tmp_path / "w.duckdb"
     drop.mkdir()
