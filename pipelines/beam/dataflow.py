@@ -184,7 +184,7 @@ def describe(pipeline: beam.Pipeline, job: DataflowJob) -> list[str]:
 
 def _parse(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     args, beam_args = build_parser().parse_known_args(list(argv))
-    check_beam_args(PROG, beam_args)
+    check_beam_args("", beam_args)
     return args, beam_args
 
 

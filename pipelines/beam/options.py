@@ -8,12 +8,13 @@ from pipelines.errors import UsageError
 
 
 def check_beam_args(command: str, args: Sequence[str]) -> None:
-    """Bad Beam options are bad usage too: an unknown option, a bad value, or a runner Beam does not know."""
+    """Bad Beam options are bad usage too: an unknown option, a bad value, or a runner Beam does not know. The
+    message starts with `command: ` when a command is named."""
     from apache_beam.options.pipeline_options import PipelineOptions, _BeamArgumentParser
 
     class OneLineParser(_BeamArgumentParser):
         def error(self, message: str) -> None:  # type: ignore[override]
-            raise UsageError(f"{command}: {message}")
+            raise UsageError(_prefixed(command, message))
 
     parser = OneLineParser(allow_abbrev=False, add_help=False)
     pending, seen = list(PipelineOptions.__subclasses__()), set()
@@ -25,11 +26,15 @@ def check_beam_args(command: str, args: Sequence[str]) -> None:
             pending.extend(cls.__subclasses__())
     known, unknown = parser.parse_known_args(list(args))
     if unknown:
-        raise UsageError(f"{command}: unrecognized arguments: {' '.join(unknown)}")
+        raise UsageError(_prefixed(command, f"unrecognized arguments: {' '.join(unknown)}"))
     if known.runner:
         from apache_beam.runners.runner import create_runner
 
         try:
             create_runner(known.runner)
         except (ValueError, ImportError) as err:
-            raise UsageError(f"{command}: --runner {known.runner}: {str(err).splitlines()[0]}") from None
+            raise UsageError(_prefixed(command, f"--runner {known.runner}: {str(err).splitlines()[0]}")) from None
+
+
+def _prefixed(command: str, message: str) -> str:
+    return f"{command}: {message}" if command else message
