@@ -2,9 +2,11 @@
 server, `gcp-storage-emulator`), with a TestStream of OBJECT_FINALIZE notifications standing in for Pub/Sub, must
 land exactly the rows `demographics run` lands for the same files; plus its command line and its graph built with
 Dataflow's options."""
+import dataclasses
 import datetime as dt
 import json
 import logging
+import re
 import shutil
 import subprocess
 import sys
@@ -20,6 +22,7 @@ from apache_beam.testing.test_stream import TestStream
 from apache_beam.transforms.window import TimestampedValue
 
 from pipelines.beam import dataflow
+from pipelines.beam.bigquery import BigQueryWarehouse
 from pipelines.beam.gcs_inputs import input_file_from_notification
 from pipelines.warehouse.export import partition_dir_name, read_latest_sql
 
@@ -117,14 +120,16 @@ def _job_args(bucket, warehouse: Path, *extra: str) -> list[str]:
             "--temp_location", f"gs://{bucket.name}/tmp", *extra]
 
 
-def run_stream(bucket, warehouse: Path, windows: list[list[PubsubMessage]]) -> None:
+def run_stream(bucket, warehouse: Path, windows: list[list[PubsubMessage]], sink=None) -> None:
     """The streaming graph on BundleBasedDirectRunner, a TestStream of notifications in 60-second windows standing
-    in for Pub/Sub."""
+    in for Pub/Sub; landing into the DuckDB file `warehouse`, or into `sink`."""
     args, beam_args = dataflow._parse(_job_args(bucket, warehouse, "--runner", "BundleBasedDirectRunner",
                                                 "--subscription", "projects/p/subscriptions/s",
                                                 "--window_seconds", "60"))
     options = PipelineOptions(beam_args)
     job = dataflow.plan_job(args, options)
+    if sink is not None:
+        job = dataclasses.replace(job, landing=dataclasses.replace(job.landing, sink=sink))
     events = TestStream().advance_watermark_to(0)
     for i, messages in enumerate(windows):
         events = events.add_elements([TimestampedValue(m, 60 * i + 1) for m in messages]) \
@@ -282,6 +287,76 @@ def test_a_notification_delivered_again_lands_nothing_and_an_overwrite_is_new_da
                                                                                        tzinfo=dt.timezone.utc))]
     assert table("SELECT count(DISTINCT object_generation) FROM ingested_files "
                  "WHERE input_file LIKE '%/single-patient.json' AND status = 'landed'") == [(2,)]
+
+
+class BigQueryOnDuckDB:
+    """Runs what the BigQuery sink sends (its SQL, its loads of Parquet) on a DuckDB file standing in for the
+    dataset: BigQuery cannot run here, and every statement the sink writes is plain SQL both engines run."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def _run(self, work):
+        con = duckdb.connect(self.path)
+        try:
+            return work(con)
+        finally:
+            con.close()
+
+    def create_table(self, resource: dict) -> None:
+        from pipelines.tables import duckdb_ddl
+
+        self._run(lambda con: con.execute(duckdb_ddl(resource["tableReference"]["tableId"])))
+
+    def load(self, configuration: dict) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+        from apache_beam.io.filesystems import FileSystems
+
+        load = configuration["load"]
+        assert (load["sourceFormat"], load["writeDisposition"]) == ("PARQUET", "WRITE_TRUNCATE")
+        loaded = pa.concat_tables([pq.read_table(FileSystems.open(uri)) for uri in load["sourceUris"]])
+        table = load["destinationTable"]["tableId"]
+        self._run(lambda con: con.register("_loaded", loaded).execute(
+            f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM _loaded"))
+
+    def query(self, sql: str, parameters=()):
+        import pyarrow as pa
+
+        def work(con):
+            result = con.execute(re.sub(r"@(\w+)", r"$\1", sql), {name: value for name, _, value in parameters})
+            return result.fetch_arrow_table() if result.description else pa.table({})
+
+        return self._run(work)
+
+    def script(self, statements) -> None:
+        def work(con):
+            con.execute("BEGIN TRANSACTION")
+            for statement in statements:
+                con.execute(statement)
+            con.execute("COMMIT TRANSACTION")
+
+        self._run(work)
+
+
+@pytest.mark.slow
+def test_the_bigquery_sink_lands_the_same_rows_when_its_sql_runs_on_duckdb(local_run, gcs, feed, tmp_path):
+    """The production sink's slice, commit, push, export and validation over two windows, its statements run on
+    DuckDB instead of BigQuery; only the BigQuery client calls are left out."""
+    bucket = _bucket(gcs)
+    blobs = _upload(bucket, feed)
+    half = len(blobs) // 2
+    dataset = tmp_path / "dataset.duckdb"
+    sink = BigQueryWarehouse("test-project", "demographics", f"gs://{bucket.name}/parquet",
+                             BigQueryOnDuckDB(str(dataset)))
+    run_stream(bucket, tmp_path / "unused.duckdb", [[finalize(b) for b in blobs[:half]],
+                                                    [finalize(b) for b in blobs[half:]]], sink)
+    assert_same_landing(local_run, dataset, gcs, bucket, tmp_path)
+    con = duckdb.connect(str(dataset), read_only=True)
+    assert con.execute("SELECT mode, status FROM runs").fetchall() == [("stream", "succeeded")] * 2
+    assert con.execute("SELECT count(*) FROM validation_results").fetchone()[0] > 0
+    assert con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name LIKE '_landing%'"
+                       ).fetchone() == (0,)
 
 
 NOTIFICATION = {"eventType": "OBJECT_FINALIZE", "bucketId": "drops", "objectId": "qhio/2026/bundle-1.json",

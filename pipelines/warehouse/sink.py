@@ -16,7 +16,7 @@ from pipelines.normalize import Policy
 from pipelines.staging import InputFileResult, StagedBatch
 from pipelines.warehouse.commit import commit_batch
 from pipelines.warehouse.connection import LOCK_WAIT_SECONDS, connect, ensure_tables
-from pipelines.warehouse.export import export
+from pipelines.warehouse.export import export, plan_export
 from pipelines.warehouse.repair import repair
 from pipelines.warehouse.runs import RunCounts, finish_run, start_run
 
@@ -81,8 +81,8 @@ class DuckDBWarehouse:
             counts.merge(result.counts)
             landed = Landed(counts, batch.files)
             try:
-                export(con, self.parquet_dir, result.changed_sources, result.removed_sources, result.stale_partitions,
-                       landed_at)
+                export(con, self.parquet_dir, plan_export(con, self.parquet_dir, result.changed_sources,
+                                                          result.removed_sources, result.stale_partitions), landed_at)
             except Exception as err:  # noqa: BLE001 - the rows are committed; the copy is repaired next landing
                 landed.export_error = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
                 log.warning("the Parquet copy could not be written (%s); it is rewritten at the next landing",
