@@ -388,3 +388,132 @@ def test_a_notification_keeps_its_arrival_and_orders_by_generation():
     file = input_file_from_notification(NOTIFICATION, None, "qhio")
     assert file.arrived_at == dt.datetime(2026, 11, 23, 10, 0, 0, 123456, tzinfo=dt.timezone.utc)
     assert (file.order, file.source, file.name) == (1700000000000001, "qhio", "gs://drops/qhio/2026/bundle-1.json")
+
+
+DATAFLOW = ["--runner", "DataflowRunner", "--project", "demo-project", "--region", "us-central1",
+            "--temp_location", "gs://demo-bucket/tmp"]
+BIGQUERY = ["--bigquery_dataset", "demo-project:demographics", "--parquet_dir", "gs://demo-bucket/parquet"]
+STREAMING = [*DATAFLOW, "--subscription", "projects/demo-project/subscriptions/drops", "--source", "qhio-a", *BIGQUERY]
+BATCH = [*DATAFLOW, "--input", "gs://demo-bucket/feed/**", "--source", "qhio-a", *BIGQUERY]
+
+
+def _module(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    """`python -m pipelines.beam.dataflow ARGS` as a user types it (from another folder)."""
+    return subprocess.run([sys.executable, "-m", "pipelines.beam.dataflow", *args], capture_output=True, text=True,
+                          cwd=tmp_path, env={**__import__("os").environ, "PYTHONPATH": str(REPO)}, timeout=300)
+
+
+def test_help_lists_the_job_options(tmp_path):
+    result = _module(tmp_path, "--help")
+    assert result.returncode == 0, result.stderr
+    for flag in ("--subscription", "--input", "--source", "--bigquery_dataset", "--warehouse", "--parquet_dir",
+                 "--window_seconds", "--strict_fhir", "--completeness_goal", "--no_validation", "--dry_run",
+                 "--temp_location"):
+        assert flag in result.stdout, flag
+
+
+def test_a_dry_run_translates_the_job_for_dataflow_and_sends_nothing(tmp_path):
+    result = _module(tmp_path, *STREAMING, "--setup_file", str(REPO / "setup.py"), "--dry_run")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "dry run: translated for Dataflow, not sent" in result.stdout
+    assert "ReadNotifications -> InputFiles -> Windows -> ReadFhirFiles -> WriteStaged -> LandWindows" in result.stdout
+    assert "BigQuery demo-project:demographics, Parquet gs://demo-bucket/parquet" in result.stdout
+    assert "submitted" not in (result.stdout + result.stderr).lower()
+
+
+def test_a_dry_run_on_a_local_runner_builds_and_runs_nothing(tmp_path, capsys):
+    warehouse = tmp_path / "w.duckdb"
+    code = dataflow.main(["--runner", "FnApiRunner", "--input", str(tmp_path / "*.json"), "--source", "a",
+                          "--warehouse", str(warehouse), "--temp_location", str(tmp_path / "tmp"), "--dry_run"])
+    out = capsys.readouterr().out
+    assert code == 0 and "dry run: built, not run" in out and "submitted" not in out
+    assert not warehouse.exists() and not (tmp_path / "tmp").exists()
+
+
+def test_the_module_imports_neither_the_cli_nor_the_run_and_watch_jobs(tmp_path):
+    result = subprocess.run([sys.executable, "-c", "import sys, pipelines.beam.dataflow; print(sorted(m for m in "
+                             "('pipelines.cli', 'pipelines.jobs.run', 'pipelines.jobs.watch') if m in sys.modules))"],
+                            capture_output=True, text=True, cwd=tmp_path,
+                            env={**__import__("os").environ, "PYTHONPATH": str(REPO)}, timeout=120)
+    assert result.stdout.strip() == "[]", result.stderr
+
+
+def _without(args: list[str], flag: str) -> list[str]:
+    i = args.index(flag)
+    return args[:i] + args[i + 2:]
+
+
+@pytest.mark.parametrize("args, message", [
+    ([], "the following arguments are required: --source"),
+    (["--source", "a", *BIGQUERY], "one of the arguments --subscription --input is required"),
+    ([*BATCH, "--subscription", "projects/p/subscriptions/s"], "not allowed with argument"),
+    ([*BATCH, "--sourc", "x"], "unrecognized arguments: --sourc x"),
+    ([*BATCH, "--dry_run", "True"], "unrecognized arguments: True"),  # Beam's own flag takes a value; ours does not
+    ([*BATCH, "--runner", "NoSuchRunner"], "--runner NoSuchRunner"),
+    (_without(BATCH, "--temp_location"), "--temp_location is required"),
+    ([*BATCH, "--streaming"], "--input is a batch input"),
+    ([*_without(STREAMING, "--bigquery_dataset"), "--warehouse", "w.duckdb"], "--warehouse (a DuckDB file) needs a "
+                                                                             "local --runner"),
+    ([*_without(BATCH, "--parquet_dir"), "--parquet_dir", "/tmp/p"], "--bigquery_dataset needs --parquet_dir gs://"),
+    ([*_without(BATCH, "--bigquery_dataset"), "--bigquery_dataset", "demographics"], "expected PROJECT:DATASET"),
+    ([*BATCH, "--window_seconds", "0"], "--window_seconds must be greater than 0"),
+    ([*BATCH, "--window_seconds", "often"], "invalid int value"),
+    ([*BATCH, "--completeness_goal", "2"], "--completeness_goal"),
+    ([*_without(BATCH, "--source"), "--source", "a/b"], "--source NAME"),
+])
+def test_bad_flags_are_one_line_errors(args, message, capsys):
+    assert dataflow.main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"{dataflow.PROG}: error: ") and message in err and err.count("\n") == 1, err
+
+
+def _visit(pipeline: beam.Pipeline) -> list:
+    found = []
+
+    class Collect(beam.pipeline.PipelineVisitor):
+        def enter_composite_transform(self, node):
+            self.visit_transform(node)
+
+        def visit_transform(self, node):
+            if node.transform is not None:
+                found.append(node)
+
+    pipeline.visit(Collect())
+    return found
+
+
+@pytest.mark.parametrize("args, steps", [
+    (STREAMING, {"ReadNotifications", "InputFiles/ParseNotifications", "InputFiles/DropRedeliveries", "Windows",
+                 "ReadFhirFiles/ReadAndNormalize", "WriteStaged/Write_patients", "LandWindows/GatherWindow",
+                 "LandWindows/Land"}),
+    (BATCH, {"InputFiles/ListInputFiles", "ReadFhirFiles/SpreadTasks", "WriteStaged/StagedFiles", "LandWindows/Land"}),
+], ids=["streaming", "batch"])
+def test_the_graph_builds_with_dataflow_options_and_every_step_pickles(args, steps):
+    """What reaches a Dataflow worker must survive cloudpickle; stable labels let `--update` replace a job."""
+    from apache_beam.internal import pickler
+
+    parsed, beam_args = dataflow._parse(args)
+    options = PipelineOptions(beam_args)
+    pipeline = beam.Pipeline(options=PipelineOptions([]))
+    dataflow.build_graph(pipeline, dataflow.plan_job(parsed, options))
+    nodes = _visit(pipeline)
+    for node in nodes:
+        pickler.loads(pickler.dumps(node.transform))
+        if isinstance(node.transform, beam.ParDo):
+            pickler.loads(pickler.dumps(node.transform.fn))
+    assert steps <= {node.full_label for node in nodes}
+    beam.Pipeline.from_runner_api(pipeline.to_runner_api(), pipeline.runner, pipeline._options)
+
+
+def test_setup_file_ships_the_package_schemas_and_reference_data_to_workers(tmp_path):
+    """What `--setup_file ./setup.py` gives Dataflow workers: a wheel-installable sdist with every package."""
+    import tarfile
+
+    from apache_beam.runners.portability.stager import Stager
+
+    sdist = Stager._build_setup_package(str(REPO / "setup.py"), str(tmp_path))
+    with tarfile.open(sdist) as tar:
+        names = tar.getnames()
+    for wanted in ("schemas/patient_demographics.avsc", "expectations/completeness.json", "pipelines/beam/__init__.py",
+                   "pipelines/beam/bigquery.py", "pipelines/normalize/data/", "setup.py"):
+        assert any(wanted in name for name in names), wanted

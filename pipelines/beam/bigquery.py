@@ -150,6 +150,15 @@ def typed_parameters(table: str, values: Mapping[str, Any]) -> list[Parameter]:
     return [(name, types[name], value) for name, value in values.items()]
 
 
+def query_parameter(name: str, kind: str, value: Any):
+    """A google-cloud-bigquery query parameter from (name, type, value)."""
+    from google.cloud import bigquery
+
+    if kind.startswith("ARRAY<"):
+        return bigquery.ArrayQueryParameter(name, kind[len("ARRAY<"):-1], value)
+    return bigquery.ScalarQueryParameter(name, kind, value)
+
+
 class BigQueryJobs:
     """The calls a landing makes: create tables, load Parquet, query (default dataset: the warehouse's), and run
     statements as one transaction. The client is made on the worker that lands."""
@@ -179,13 +188,8 @@ class BigQueryJobs:
     def query(self, sql: str, parameters: Sequence[Parameter] = ()) -> pa.Table:
         from google.cloud import bigquery
 
-        def parameter(name: str, kind: str, value: Any):
-            if kind.startswith("ARRAY<"):
-                return bigquery.ArrayQueryParameter(name, kind[6:-1], value)
-            return bigquery.ScalarQueryParameter(name, kind, value)
-
         config = bigquery.QueryJobConfig(default_dataset=f"{self.project}.{self.dataset}",
-                                         query_parameters=[parameter(*p) for p in parameters])
+                                         query_parameters=[query_parameter(*p) for p in parameters])
         return self.client.query(sql, job_config=config).result().to_arrow()
 
     def script(self, statements: Sequence[str]) -> None:

@@ -34,7 +34,8 @@ log = logging.getLogger(__name__)
 
 PROG = "python -m pipelines.beam.dataflow"
 DEFAULT_RUNNER = "DataflowRunner"
-LOCAL_RUNNERS = ("FnApiRunner", "BundleBasedDirectRunner", "DirectRunner", "SwitchingDirectRunner")
+# Runners on this machine, in this process: the only ones that can write a local DuckDB file.
+LOCAL_RUNNERS = ("fnapirunner", "bundlebaseddirectrunner", "directrunner", "switchingdirectrunner")
 STAGING_FOLDER = "demographics-staging"
 # Staged files of a window that reach the committer after the watermark passed its end still land (as a later
 # run) within this time; Pub/Sub's watermark makes that rare.
@@ -56,6 +57,10 @@ class DataflowJob:
     @property
     def streaming(self) -> bool:
         return self.subscription is not None
+
+    @property
+    def on_dataflow(self) -> bool:
+        return self.landing.runner.lower().removesuffix("runner") == "dataflow"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -104,7 +109,7 @@ def _runner(options: PipelineOptions) -> str:
 
 def _sink(args: argparse.Namespace, runner: str) -> Sink:
     if args.warehouse:
-        if runner not in LOCAL_RUNNERS:
+        if runner.lower() not in LOCAL_RUNNERS:
             raise UsageError("--warehouse (a DuckDB file) needs a local --runner; on Dataflow use --bigquery_dataset")
         return DuckDBWarehouse(args.warehouse, args.parquet_dir or default_parquet_dir(args.warehouse))
     if not (args.parquet_dir or "").startswith("gs://"):
@@ -190,16 +195,21 @@ def _parse(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("apache_beam").setLevel(logging.WARNING)  # Beam's INFO lines say nothing to this job's user
     try:
         args, beam_args = _parse(sys.argv[1:] if argv is None else argv)
         options = PipelineOptions(beam_args)
         job = plan_job(args, options)
+        if args.dry_run and job.on_dataflow:
+            # Beam's own dry run: DataflowRunner translates the job and stops before sending it (and skips the
+            # checks that need GCS); it must be set before the Pipeline exists, which checks the options.
+            options.view_as(TestOptions).dry_run = True
         pipeline = beam.Pipeline(options=options)
         build_graph(pipeline, job)
         if args.dry_run:
-            return _dry_run(pipeline, job, options)
+            return _dry_run(pipeline, job)
         result = pipeline.run()
-        if job.streaming and job.landing.runner == DEFAULT_RUNNER:
+        if job.streaming and job.on_dataflow:
             print(f"submitted streaming job {job.job_id}: {result.state}")
             return EXIT_OK
         state = result.wait_until_finish()
@@ -215,10 +225,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
 
 
-def _dry_run(pipeline: beam.Pipeline, job: DataflowJob, options: PipelineOptions) -> int:
+def _dry_run(pipeline: beam.Pipeline, job: DataflowJob) -> int:
     """Prints the plan; on DataflowRunner also lets Beam translate the job (its own dry run), never submitting."""
-    if job.landing.runner == DEFAULT_RUNNER:
-        options.view_as(TestOptions).dry_run = True
+    if job.on_dataflow:
         pipeline.run()
         print("dry run: translated for Dataflow, not sent")
     else:
