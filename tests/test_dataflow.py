@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import json
 import logging
+import os
 import re
 import shutil
 import subprocess
@@ -195,6 +196,10 @@ def _download(gcs, bucket, prefix: str, target: Path) -> Path:
     return target
 
 
+def test_one_partition_naming_rule_percent_encodes_the_source():
+    assert partition_dir_name(SOURCE) == "source=qhio-%C3%B1%20100%25"
+
+
 def _partition_folders(parquet_dir: Path) -> set[str]:
     return {f"{table.name}/{partition.name}" for table in parquet_dir.iterdir() for partition in table.iterdir()}
 
@@ -228,6 +233,9 @@ def test_streaming_job_lands_exactly_the_rows_of_demographics_run(local_run, str
         "SELECT records_in, files_read FROM runs").fetchone()
     assert {r[:3] for r in runs} == {("stream", "succeeded", "BundleBasedDirectRunner")}
     assert runs[0][3:] == local_counts  # the redelivery in the second window was dropped before it was read
+    validated = duckdb.connect(str(warehouse), read_only=True).execute(
+        "SELECT count(DISTINCT run_id), bool_and(scope = 'source') FROM validation_results").fetchone()
+    assert validated == (2, True)  # the GX suites on what each window landed
 
 
 @pytest.mark.slow
@@ -400,7 +408,7 @@ BATCH = [*DATAFLOW, "--input", "gs://demo-bucket/feed/**", "--source", "qhio-a",
 def _module(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     """`python -m pipelines.beam.dataflow ARGS` as a user types it (from another folder)."""
     return subprocess.run([sys.executable, "-m", "pipelines.beam.dataflow", *args], capture_output=True, text=True,
-                          cwd=tmp_path, env={**__import__("os").environ, "PYTHONPATH": str(REPO)}, timeout=300)
+                          cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=300)
 
 
 def test_help_lists_the_job_options(tmp_path):
@@ -412,6 +420,7 @@ def test_help_lists_the_job_options(tmp_path):
         assert flag in result.stdout, flag
 
 
+@pytest.mark.slow
 def test_a_dry_run_translates_the_job_for_dataflow_and_sends_nothing(tmp_path):
     result = _module(tmp_path, *STREAMING, "--setup_file", str(REPO / "setup.py"), "--dry_run")
     assert result.returncode == 0, result.stderr[-2000:]
@@ -434,7 +443,7 @@ def test_the_module_imports_neither_the_cli_nor_the_run_and_watch_jobs(tmp_path)
     result = subprocess.run([sys.executable, "-c", "import sys, pipelines.beam.dataflow; print(sorted(m for m in "
                              "('pipelines.cli', 'pipelines.jobs.run', 'pipelines.jobs.watch') if m in sys.modules))"],
                             capture_output=True, text=True, cwd=tmp_path,
-                            env={**__import__("os").environ, "PYTHONPATH": str(REPO)}, timeout=120)
+                            env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
     assert result.stdout.strip() == "[]", result.stderr
 
 

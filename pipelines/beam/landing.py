@@ -7,6 +7,7 @@ files of a late pane land as another run.
 """
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
@@ -21,6 +22,8 @@ from pipelines.normalize import Policy
 from pipelines.staging import StagedBatch
 from pipelines.validation.config import ValidationConfig
 from pipelines.warehouse.sink import Sink
+
+log = logging.getLogger(__name__)
 
 COMMITTER_KEY = "committer"
 
@@ -63,9 +66,11 @@ class LandWindowFn(beam.DoFn):
         self.landings.inc()
         for status, n in statuses.items():
             self.files[status].inc(n)
-        yield {"run_id": run.run_id, "staging": batch.staging_dir, "files": dict(statuses),
-               "records_in": run.counts.records_in, "patients_landed": run.counts.patients_landed,
-               "validation_failed": sum(not r["success"] for r in run.validation_rows)}
+        summary = {"run_id": run.run_id, "staging": batch.staging_dir, "files": dict(statuses),
+                   "records_in": run.counts.records_in, "patients_landed": run.counts.patients_landed,
+                   "expectations_failed": sum(not r["success"] for r in run.validation_rows)}
+        log.info("landed %s", summary)  # counts and names only, never patient data
+        yield summary
 
 
 class LandWindows(beam.PTransform):
