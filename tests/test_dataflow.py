@@ -367,6 +367,26 @@ def test_the_bigquery_sink_lands_the_same_rows_when_its_sql_runs_on_duckdb(local
                        ).fetchone() == (0,)
 
 
+def test_the_ledger_lands_an_object_generation_once_and_a_new_generation_again():
+    from pipelines.staging import InputFileResult
+    from pipelines.warehouse.commit import decide_files
+    from pipelines.warehouse.connection import ensure_tables
+
+    landed_at = dt.datetime(2026, 11, 23, tzinfo=dt.timezone.utc)
+    con = duckdb.connect()
+    ensure_tables(con)
+    con.execute("INSERT INTO ingested_files (source, input_file, content_sha256, object_generation, status, "
+                "landed_at, run_id) VALUES ('q', 'gs://b/f.json', 'aaa', '7', 'landed', ?, 'r0')", [landed_at])
+
+    def delivery(generation: str, content: str) -> InputFileResult:
+        return InputFileResult("q", "gs://b/f.json", "gs://b/f.json", 0, generation, content, 3, {})
+
+    again, overwrite = delivery("7", "aaa"), delivery("8", "bbb")
+    decide_files(con, [again, overwrite], landed_at, duplicates_land_nothing=False)  # even in a batch job
+    assert (again.status, again.duplicate_of) == ("duplicate", "gs://b/f.json")
+    assert overwrite.status == "landed"
+
+
 NOTIFICATION = {"eventType": "OBJECT_FINALIZE", "bucketId": "drops", "objectId": "qhio/2026/bundle-1.json",
                 "objectGeneration": "1700000000000001", "eventTime": "2026-11-23T10:00:00.123456Z"}
 
