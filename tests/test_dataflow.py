@@ -178,13 +178,14 @@ def _ledger(warehouse: Path, folder: str) -> list[tuple]:
 
 
 def _parquet_rows(parquet_dir: Path, folder: str) -> list[tuple]:
-    """The Parquet copy of patient_demographics read back with its reading rule (the latest file per key)."""
-    keep = ", ".join(c for c in ("source", "patient_id", "omb2024_categories", "omb2024_category", "hedis_race",
-                                 "hedis_ethnicity", "race_source_format", "mapping_warnings", "last_updated",
-                                 "input_position", "record_hash"))
-    con = duckdb.connect()
-    return con.execute(f"SELECT {keep}, replace(input_file, '{folder}', '') FROM ({read_latest_sql(str(parquet_dir))}) "
-                       "ORDER BY source, patient_id").fetchall()
+    """The Parquet copy of patient_demographics read back with its reading rule (the latest file per key), the
+    run's lineage left out as in `_rows`."""
+    from pipelines.tables import PATIENTS, field_names
+
+    kept = [f"replace(input_file, '{folder}', '')" if c == "input_file" else f'"{c}"'
+            for c in field_names(PATIENTS) if c not in RUN_LINEAGE]
+    return duckdb.connect().execute(f"SELECT {', '.join(kept)} FROM ({read_latest_sql(str(parquet_dir))}) "
+                                    "ORDER BY source, patient_id").fetchall()
 
 
 def _download(gcs, bucket, prefix: str, target: Path) -> Path:
