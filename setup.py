@@ -57,16 +57,20 @@ setup(
             # The report page opened in Debian's Chromium (apt-get install chromium), never a downloaded browser.
             "playwright==1.65.2",
             "pillow==12.3.0",  # reads the browser's screenshot
-            # The least that lets the Dataflow graph with its BigQuery sinks be built (not run) in tests.
+            # The least that lets the Dataflow job be built, translated by DataflowRunner (dry run) and run on the
+            # local runners against an emulated GCS (tests/test_dataflow.py); BigQuery's client reads the load
+            # configurations and query parameters the BigQuery sink builds (tests/test_bigquery.py).
             "google-apitools==0.5.31",
             "regex==2026.11.15",
             "google-auth==2.62.2",
             "google-auth-httplib2==0.2.1",
             "google-cloud-storage==3.17.1",
             "google-cloud-dataflow-client==0.13.0",
+            "google-cloud-bigquery==3.47.0",
+            "gcp-storage-emulator==2026.7.19",
         ],
         # The machine that launches Dataflow jobs (docs/dataflow.md).
-        "gcp": ["apache-beam[gcp]==2.77.0"],
+        "gcp": ["apache-beam[gcp]==2.77.0", "google-cloud-bigquery==3.47.0"],
     },
     entry_points={"console_scripts": ["demographics = pipelines.cli:main"]},
 )

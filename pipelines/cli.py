@@ -206,34 +206,6 @@ def _share(text: str) -> float:
     return value
 
 
-def _check_beam_args(command: str, args: Sequence[str]) -> None:
-    """Bad Beam options are bad usage too: an unknown option, a bad value, or a runner Beam does not know."""
-    from apache_beam.options.pipeline_options import PipelineOptions, _BeamArgumentParser
-
-    class OneLineParser(_BeamArgumentParser):
-        def error(self, message: str) -> None:  # type: ignore[override]
-            raise UsageError(f"{command}: {message}")
-
-    parser = OneLineParser(allow_abbrev=False, add_help=False)
-    pending, seen = list(PipelineOptions.__subclasses__()), set()
-    while pending:
-        cls = pending.pop()
-        if cls not in seen:
-            seen.add(cls)
-            cls._add_argparse_args(parser)
-            pending.extend(cls.__subclasses__())
-    known, unknown = parser.parse_known_args(list(args))
-    if unknown:
-        raise UsageError(f"{command}: unrecognized arguments: {' '.join(unknown)}")
-    if known.runner:
-        from apache_beam.runners.runner import create_runner
-
-        try:
-            create_runner(known.runner)
-        except (ValueError, ImportError) as err:
-            raise UsageError(f"{command}: --runner {known.runner}: {str(err).splitlines()[0]}") from None
-
-
 def _cmd_run(args: argparse.Namespace, beam_args: list[str]) -> int:
     from pipelines.jobs.run import run_batch, summary_lines
     from pipelines.validation import all_passed, summary_table
@@ -249,6 +221,7 @@ def _cmd_run(args: argparse.Namespace, beam_args: list[str]) -> int:
 
 
 def _landing_options(args: argparse.Namespace, beam_args: list[str]):
+    from pipelines.beam.options import check_beam_args
     from pipelines.fhir.reader import ReadLimits
     from pipelines.jobs.landing import LandingOptions, default_parquet_dir
     from pipelines.normalize import PolicyError, load_policy
@@ -256,7 +229,7 @@ def _landing_options(args: argparse.Namespace, beam_args: list[str]):
 
     from pipelines.warehouse.connection import check_warehouse_path
 
-    _check_beam_args(args.command, beam_args)
+    check_beam_args(args.command, beam_args)
     check_warehouse_path(Path(args.warehouse))
     try:
         policy = load_policy(args.policy) if args.policy else None

@@ -6,14 +6,17 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import tempfile
 from collections import defaultdict
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 
 from pipelines.beam.read import DELETED, OBSERVATIONS, PATIENTS, PROGRESS, REJECTED, STATS
+from pipelines.beam.staging import STAGED_KINDS
 from pipelines.fhir.plan import combined_sha256
 from pipelines.rows import staging_schema
 from pipelines.tables import DELETED as DELETED_TABLE, REJECTED as REJECTED_TABLE, arrow_schema
@@ -72,25 +75,34 @@ class StagedBatch:
 
     @classmethod
     def collect(cls, staging_dir: str) -> "StagedBatch":
-        join = FileSystems.join
-        batch = cls(staging_dir, list_folder(join(staging_dir, PATIENTS)), list_folder(join(staging_dir, REJECTED)),
-                    list_folder(join(staging_dir, DELETED)),
-                    _read_jsonl(list_folder(join(staging_dir, OBSERVATIONS))))
-        tasks = _read_jsonl(list_folder(join(staging_dir, STATS)))
-        by_file: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for stats in tasks:
-            by_file[stats["path"]].append(stats)
+        """Every file staged under `staging_dir` (a batch that was staged by one pipeline run)."""
+        return cls.of(staging_dir, [(kind, path) for kind in STAGED_KINDS
+                                    for path in list_folder(FileSystems.join(staging_dir, kind))])
+
+    @classmethod
+    def of(cls, staging_dir: str, staged: Iterable[tuple[str, str]]) -> "StagedBatch":
+        """The batch made of these staged files, `(kind, path)` each (what a Dataflow window's writers emitted)."""
+        paths: dict[str, list[str]] = {kind: [] for kind in STAGED_KINDS}
+        for kind, path in staged:
+            paths[kind].append(path)
+        for found in paths.values():
+            found.sort()
+        batch = cls(staging_dir, paths[PATIENTS], paths[REJECTED], paths[DELETED], _read_jsonl(paths[OBSERVATIONS]))
+        by_file: dict[tuple[str, str | None], list[dict[str, Any]]] = defaultdict(list)
+        for stats in _read_jsonl(paths[STATS]):
+            by_file[(stats["path"], stats["generation"])].append(stats)
             batch.counts.add_task_stats(stats)
         batch.counts.files_read = len(by_file)
-        for path, parts in by_file.items():
+        for (path, generation), parts in by_file.items():
             parts.sort(key=lambda s: s["part"])
             first = parts[0]
             readable = all(p["range_sha256"] for p in parts) and len(parts) == first["parts"]
             batch.files.append(InputFileResult(
-                first["source"], first["input_file"], path, first["order"], first["generation"],
+                first["source"], first["input_file"], path, first["order"], generation,
                 combined_sha256([p["range_sha256"] for p in parts]) if readable else None,
                 sum(p["raw_bytes"] or 0 for p in parts) if readable else None,
                 {name: sum(p[name] for p in parts) for name in COUNT_FIELDS},
+                arrived_at=dt.datetime.fromisoformat(first["arrived_at"]) if first.get("arrived_at") else None,
                 status="landed" if readable else "unreadable"))
         batch.files.sort(key=lambda f: f.order)
         return batch
@@ -118,6 +130,15 @@ class StagedBatch:
                 copies[kind].append(local)
         return StagedBatch(local_dir, copies[PATIENTS], copies[REJECTED], copies[DELETED], self.observations,
                            self.files, self.counts)
+
+    @contextmanager
+    def local(self) -> Iterator["StagedBatch"]:
+        """This batch with its staged rows on the local disk (a copy while it is used when they are remote)."""
+        if not any("://" in path for path in (*self.patients, *self.rejected, *self.deleted)):
+            yield self
+            return
+        with tempfile.TemporaryDirectory(prefix="demographics-staged-") as local_dir:
+            yield self.localized(local_dir)
 
 
 def progress_of(staging_dir: str) -> tuple[int, int]:

@@ -44,6 +44,7 @@ class InputFile:
     order: int = 0
     display: str = ""  # as stored in input_file columns (valid UTF-8 whatever the file name's bytes)
     generation: str | None = None  # the GCS object generation, on Dataflow
+    arrived_at: dt.datetime | None = None  # when it arrived (watch: the rename into the folder; Dataflow: the event)
 
     @property
     def name(self) -> str:
@@ -147,7 +148,8 @@ class _TaskOutput:
 
     def stats(self, reader: FileReader | None) -> dict[str, Any]:
         return {"input_file": self.file.name, "path": self.file.path, "source": self.file.source,
-                "order": self.file.order, "generation": self.file.generation, "part": self.task.part,
+                "order": self.file.order, "generation": self.file.generation,
+                "arrived_at": self.file.arrived_at.isoformat() if self.file.arrived_at else None, "part": self.task.part,
                 "parts": self.task.parts, "range_sha256": reader.content_sha256 if reader else None,
                 "raw_bytes": reader.raw_bytes if reader else None,
                 "records_in": sum(self.counts.values()), **{k: self.counts[k] for k in (

@@ -1,6 +1,7 @@
 """The one landing sequence that `run` and `watch` call: stage (Beam reads and normalizes files into staging
 files), then in one step of the warehouse sink: match Observations, commit, export, validate; and the run's record
-(`runs`) around it. The Dataflow job runs the same read and staging transforms (pipelines/beam/dataflow.py).
+(`runs`) around it. The Dataflow job runs the same read and staging transforms and lands each window with
+`land_staged` and `recorded_run` (pipelines/beam/landing.py).
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ from pipelines.staging import StagedBatch, progress_of
 from pipelines.validation.config import ValidationConfig
 from pipelines.warehouse.connection import LOCK_WAIT_SECONDS
 from pipelines.warehouse.runs import RunCounts
-from pipelines.warehouse.sink import DuckDBWarehouse, Landed
+from pipelines.warehouse.sink import DuckDBWarehouse, Landed, Sink
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,7 @@ class Run:
 
 
 @contextmanager
-def recorded_run(sink: DuckDBWarehouse, mode: str, sources: Sequence[str], inputs: Sequence[str],
+def recorded_run(sink: Sink, mode: str, sources: Sequence[str], inputs: Sequence[str],
                  runner: str) -> Iterator[Run]:
     """Records the run in `runs`: running, then succeeded / unreconciled / stopped, failed or interrupted."""
     started_at = dt.datetime.now(dt.timezone.utc)
@@ -292,7 +293,7 @@ def _stage_listing_rejects(rejects: Sequence[tuple[str, str, Rejection]], stagin
 
 def land_files(files: Sequence[InputFile], run: Run, opts: LandingOptions, ingested_at: dt.datetime,
                duplicates_land_nothing: bool = False, listing_rejects: Sequence[tuple[str, str, Rejection]] = (),
-               arrived_at: dict[str, dt.datetime] | None = None, interruptible: bool = True) -> Landed:
+               interruptible: bool = True) -> Landed:
     """Reads, normalizes and lands one batch of files; adds its counts to the run only once it has landed."""
     staging_dir = str(staging_root(opts.warehouse) / run.run_id / ingested_at.strftime("%H%M%S%f"))
     try:
@@ -307,13 +308,18 @@ def land_files(files: Sequence[InputFile], run: Run, opts: LandingOptions, inges
         _stage_listing_rejects(listing_rejects, staging_dir, run.run_id, ingested_at, batch.counts)
         if listing_rejects:
             batch = _with_listing_rejects(batch, staging_dir)
-        for f in batch.files:
-            f.arrived_at = (arrived_at or {}).get(f.path)
-        landed = opts.sink().land(batch, run.run_id, dt.datetime.now(dt.timezone.utc),
-                                  opts.policy or load_policy(), duplicates_land_nothing, opts.validation)
+        return land_staged(opts.sink(), batch, run, opts.policy, duplicates_land_nothing, opts.validation)
     finally:
         shutil.rmtree(staging_dir, ignore_errors=True)
         _remove_empty_parents(Path(staging_dir), staging_root(opts.warehouse))
+
+
+def land_staged(sink: Sink, batch: StagedBatch, run: Run, policy: Policy | None, duplicates_land_nothing: bool,
+                validation: ValidationConfig | None) -> Landed:
+    """The landing half of the sequence (match, commit, export, validate), after staging; adds the batch's counts
+    to the run only once it has landed."""
+    landed = sink.land(batch, run.run_id, dt.datetime.now(dt.timezone.utc), policy or load_policy(),
+                       duplicates_land_nothing, validation)
     run.counts.merge(landed.counts)
     run.validation_rows += landed.validation_rows
     if landed.export_error:

@@ -95,7 +95,7 @@ def new_files(listed: ListedInputs, state: WatchState) -> list[InputFile]:
     fresh = [f for f in listed.files
              if state.landed.get(f.path) != _signature(f.path) and not _already_landed(state, f)]
     fresh.sort(key=lambda f: (_arrival(f.path) or dt.datetime.max.replace(tzinfo=dt.timezone.utc), f.path))
-    return [replace(f, order=i) for i, f in enumerate(fresh)]
+    return [replace(f, order=i, arrived_at=_arrival(f.path)) for i, f in enumerate(fresh)]
 
 
 @contextmanager
@@ -198,7 +198,7 @@ def _poll_once(folder: Path, source: str, state: WatchState, run: Run, opts: Lan
     ingested_at = dt.datetime.now(dt.timezone.utc)
     try:
         landed = land_files(files, run, opts, ingested_at, duplicates_land_nothing=True, listing_rejects=rejects,
-                            arrived_at={f.path: _arrival(f.path) for f in files}, interruptible=False)
+                            interruptible=False)
     except WarehouseBusy as err:
         # A reader holds the warehouse: nothing of these files landed (one transaction); retry at the next poll.
         log.warning("could not land %d files, retrying at the next poll: %s", len(files), err)

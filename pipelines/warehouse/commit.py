@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from pipelines.beam.read import DELETED as DELETED_KIND, PATIENTS as PATIENTS_KIND, REJECTED as REJECTED_KIND
 from pipelines.normalize import Policy
-from pipelines.rows import FILE_ORDER, ORDINAL
+from pipelines.rows import ORDINAL
 from pipelines.staging import InputFileResult, StagedBatch
 from pipelines.tables import DELETED, LEDGER, PATIENTS, REJECTED, arrow_schema, field_names
 from pipelines.warehouse.connection import read_parquet_sql
@@ -47,9 +47,12 @@ def _columns(table: str, prefix: str = "") -> str:
 
 def decide_files(con: duckdb.DuckDBPyConnection, files: list[InputFileResult], landed_at: dt.datetime,
                  duplicates_land_nothing: bool) -> None:
-    """Sets each file's ledger status and first arrival. A content already landed for the source (or landed
-    earlier in this batch) keeps its first arrival; in `watch` (`duplicates_land_nothing`) it is a duplicate."""
+    """Sets each file's ledger status and first arrival. A GCS object generation already in the ledger (a
+    redelivered notification, a re-run backfill) is a duplicate: a generation's content never changes. A content
+    already landed for the source (or landed earlier in this batch) keeps its first arrival; in `watch`
+    (`duplicates_land_nothing`) it is a duplicate."""
     hashes = sorted({f.content_sha256 for f in files if f.content_sha256})
+    generations = sorted({f.generation for f in files if f.generation})
     known: dict[tuple[str, str], tuple[dt.datetime, str]] = {}
     if hashes:
         for source, digest, first, path in con.execute(f"""
@@ -58,9 +61,20 @@ def decide_files(con: duckdb.DuckDBPyConnection, files: list[InputFileResult], l
                 FROM {LEDGER} WHERE status = 'landed' AND list_contains(?, content_sha256)
                 GROUP BY ALL""", [hashes]).fetchall():
             known[(source, digest)] = (first, path)
+    objects: dict[tuple[str, str, str], dt.datetime] = {}
+    if generations:
+        for source, path, generation, first in con.execute(f"""
+                SELECT source, input_file, object_generation, min(coalesce(first_arrived_at, arrived_at, landed_at))
+                FROM {LEDGER} WHERE status IN ('landed', 'duplicate') AND list_contains(?, object_generation)
+                GROUP BY ALL""", [generations]).fetchall():
+            objects[(source, path, generation)] = first
     for f in files:
         if f.content_sha256 is None:
             f.status = "unreadable"
+            continue
+        seen_object = objects.get((f.source, f.input_file, f.generation))
+        if seen_object is not None:
+            f.status, f.duplicate_of, f.first_arrived_at = "duplicate", f.input_file, seen_object
             continue
         seen = known.get((f.source, f.content_sha256))
         arrival = f.arrived_at or landed_at
@@ -92,10 +106,12 @@ def commit_batch(con: duckdb.DuckDBPyConnection, batch: StagedBatch, run_id: str
         decide_files(con, batch.files, landed_at, duplicates_land_nothing)
         con.register("_files", _files_table(batch.files))
         for kind in (PATIENTS_KIND, REJECTED_KIND, DELETED_KIND):
-            _stage_view(con, batch, kind)
-        # Rows of files that land (a duplicate delivery lands nothing), with the first arrival of their content.
+            stage_view(con, batch, kind)
+        # Rows of files that land (a duplicate delivery lands nothing), with the first arrival of their content and
+        # the landing's run (a Dataflow window lands as its own run, after its files were read).
         con.execute(f"""CREATE OR REPLACE TEMP VIEW _staged AS
-            SELECT p.* REPLACE (coalesce(f.first_arrived_at, p.first_arrived_at) AS first_arrived_at)
+            SELECT p.* REPLACE (coalesce(f.first_arrived_at, p.first_arrived_at) AS first_arrived_at,
+                                {_sql_text(run_id)} AS run_id)
             FROM _staged_{PATIENTS_KIND} p JOIN _files f USING (input_file) WHERE f.status = 'landed'""")
         keep_observations(con, [o for o in batch.observations if _lands(o["input_file"], batch.files)], run_id)
         rebuilt = rebuild_with_observations(con, "_staged", policy)
@@ -105,9 +121,9 @@ def commit_batch(con: duckdb.DuckDBPyConnection, batch: StagedBatch, run_id: str
             versions = f"""(SELECT * FROM _staged s ANTI JOIN _rebuilt r USING (input_file, {ORDINAL})
                             UNION ALL BY NAME SELECT * FROM _rebuilt)"""
         _latest_per_key(con, versions)
-        _land_deletions(con)
+        _land_deletions(con, run_id)
         _land_versions(con, counts)
-        _land_rejects(con)
+        _land_rejects(con, run_id)
         _write_ledger(con, batch.files, landed_at, run_id)
         changed = {table: {row[0] for row in con.execute(f"SELECT DISTINCT source FROM {temp}").fetchall()}
                    for table, temp in ((PATIENTS, "_changes"), (REJECTED, "_new_rejected"), (DELETED, "_new_deleted"))}
@@ -128,14 +144,16 @@ def commit_batch(con: duckdb.DuckDBPyConnection, batch: StagedBatch, run_id: str
     return CommitResult(counts, changed, removed, stale)
 
 
-def _stage_view(con: duckdb.DuckDBPyConnection, batch: StagedBatch, kind: str) -> None:
-    """`_staged_<kind>`: the staged rows of one kind, read by DuckDB itself (parallel, no glob)."""
+def stage_view(con: duckdb.DuckDBPyConnection, batch: StagedBatch, kind: str, name: str | None = None) -> None:
+    """A temp view (`_staged_<kind>` by default) of the staged rows of one kind, read by DuckDB itself (parallel,
+    no glob)."""
+    name = name or f"_staged_{kind}"
     files = batch.files_of(kind)
     if files:
-        con.execute(f"CREATE OR REPLACE TEMP VIEW _staged_{kind} AS SELECT * FROM {read_parquet_sql(files)}")
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM {read_parquet_sql(files)}")
     else:
         con.register(f"_empty_{kind}", batch.schema_of(kind).empty_table())
-        con.execute(f"CREATE OR REPLACE TEMP VIEW _staged_{kind} AS SELECT * FROM _empty_{kind}")
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM _empty_{kind}")
 
 
 def _latest_per_key(con: duckdb.DuckDBPyConnection, versions: str) -> None:
@@ -154,20 +172,24 @@ def _latest_per_key(con: duckdb.DuckDBPyConnection, versions: str) -> None:
             FROM {versions} v SEMI JOIN _repeated_keys USING (source, patient_id)) WHERE _rank = 1""")
 
 
+def _sql_text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
 def _lands(input_file: str, files: list[InputFileResult]) -> bool:
     return any(f.input_file == input_file and f.status == "landed" for f in files)
 
 
-def _land_deletions(con: duckdb.DuckDBPyConnection) -> None:
+def _land_deletions(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
     """New deletions land in deleted_patients (once each); `_tombstones` holds the latest deletion of every key
     the batch touches."""
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _new_deleted AS
-        SELECT DISTINCT ON (source, patient_id, deleted_at) d.* FROM _staged_{DELETED_KIND} d
+        SELECT DISTINCT ON (source, patient_id, deleted_at) d.* REPLACE (? AS run_id) FROM _staged_{DELETED_KIND} d
         JOIN _files f USING (input_file)
         WHERE f.status = 'landed' AND NOT EXISTS (
             SELECT 1 FROM {DELETED} k WHERE k.source = d.source AND k.patient_id = d.patient_id
               AND k.deleted_at = d.deleted_at)
-        ORDER BY source, patient_id, deleted_at, input_file, input_position""")
+        ORDER BY source, patient_id, deleted_at, input_file, input_position""", [run_id])
     con.execute(f"INSERT INTO {DELETED} ({_columns(DELETED)}) SELECT {_columns(DELETED)} FROM _new_deleted")
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _tombstones AS
         SELECT source, patient_id, max(deleted_at) AS deleted_at FROM {DELETED}
@@ -206,16 +228,17 @@ def _land_versions(con: duckdb.DuckDBPyConnection, counts: RunCounts) -> None:
     counts.patients_deleted += removed
 
 
-def _land_rejects(con: duckdb.DuckDBPyConnection) -> None:
+def _land_rejects(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
     """Dead letters of files that land; one already stored for the same place and content is not stored twice."""
     cols = _columns(REJECTED)
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _new_rejected AS
-        SELECT DISTINCT ON (source, input_file, position, reason, md5(raw_text)) s.* FROM _staged_{REJECTED_KIND} s
+        SELECT DISTINCT ON (source, input_file, position, reason, md5(raw_text)) s.* REPLACE (? AS run_id)
+        FROM _staged_{REJECTED_KIND} s
         WHERE NOT EXISTS (SELECT 1 FROM _files f WHERE f.input_file = s.input_file AND f.status = 'duplicate')
           AND NOT EXISTS (SELECT 1 FROM {REJECTED} r
                           WHERE r.source = s.source AND r.input_file = s.input_file AND r.position = s.position
                             AND r.reason = s.reason AND md5(r.raw_text) = md5(s.raw_text))
-        ORDER BY source, input_file, position""")
+        ORDER BY source, input_file, position""", [run_id])
     con.execute(f"INSERT INTO {REJECTED} ({cols}) SELECT {cols} FROM _new_rejected")
 
 

@@ -80,28 +80,43 @@ def _order(table: str) -> str:
         else "input_file, position"
 
 
-def export(con: duckdb.DuckDBPyConnection, parquet_dir: str, changed: dict[str, set[str]], removed: set[str],
-         stale: set[tuple[str, str]], now: dt.datetime) -> list[str]:
-    """Exports the last commit's new rows (temp tables of commit_batch); partitions that lag (`stale`, or dirty
-    from any earlier landing) are rewritten from the warehouse. Returns the files written."""
-    written = []
+def plan_export(con: duckdb.DuckDBPyConnection, parquet_dir: str, changed: dict[str, set[str]], removed: set[str],
+                stale: set[tuple[str, str]]) -> dict[tuple[str, str], bool]:
+    """The partitions the export of the last commit touches: (table, source) -> True when it is rewritten whole
+    from the warehouse, False when the commit's new rows are appended as one more file."""
     pending = {(t, s) for t, sources in changed.items() for s in sources}
     lagging = stale | set(con.execute(f"SELECT table_name, source FROM {PARQUET_PARTITIONS} WHERE dirty").fetchall()
                           ) - pending
-    for table, source in sorted(pending | lagging):
-        state = con.execute(f"SELECT delta_files, delta_rows, base_rows FROM {PARQUET_PARTITIONS} "
-                            "WHERE table_name = ? AND source = ?", [table, source]).fetchone() or (0, 0, 0)
+    plan = {}
+    for table, source in pending | lagging:
+        delta_files, delta_rows, base_rows = _state(con, table, source)
+        new_rows = _count(con, NEW_ROWS[table], source) if source in changed.get(table, set()) else 0
+        plan[(table, source)] = ((table, source) in stale or (table, source) in lagging
+                                 or (table == PATIENTS and source in removed)
+                                 or delta_files + 1 > MAX_DELTA_FILES
+                                 or delta_rows + new_rows > max(COMPACT_MIN_ROWS, COMPACT_RATIO * base_rows)
+                                 or not _has_parts(partition_dir(parquet_dir, table, source)))
+    return plan
+
+
+def _state(con: duckdb.DuckDBPyConnection, table: str, source: str) -> tuple[int, int, int]:
+    return con.execute(f"SELECT delta_files, delta_rows, base_rows FROM {PARQUET_PARTITIONS} "
+                       "WHERE table_name = ? AND source = ?", [table, source]).fetchone() or (0, 0, 0)
+
+
+def export(con: duckdb.DuckDBPyConnection, parquet_dir: str, plan: dict[tuple[str, str], bool],
+           now: dt.datetime) -> list[str]:
+    """Exports the last commit's new rows (temp tables of commit_batch) as `plan_export` says: rewritten partitions
+    from the warehouse table, the others by appending. Returns the files written."""
+    written = []
+    for (table, source), rewrite in sorted(plan.items()):
+        state = _state(con, table, source)
         folder = partition_dir(parquet_dir, table, source)
         if not FileSystems.exists(folder):
             FileSystems.mkdirs(folder)
         target = FileSystems.join(folder, f"part-{_next_sequence(folder):010d}.parquet")
-        new_rows = _count(con, NEW_ROWS[table], source) if source in changed.get(table, set()) else 0
-        compact = ((table, source) in stale or (table, source) in lagging or (table == PATIENTS and source in removed)
-                   or state[0] + 1 > MAX_DELTA_FILES
-                   or state[1] + new_rows > max(COMPACT_MIN_ROWS, COMPACT_RATIO * state[2])
-                   or not _has_parts(folder))
         cols = ", ".join(f'"{c}"' for c in field_names(table))
-        if compact:
+        if rewrite:
             old = [p for p in list_folder(folder) if _PART.match(os.path.basename(p))]
             rows = _write(con, f"SELECT {cols} FROM {table} WHERE source = ? ORDER BY {_order(table)}", [source],
                           table, target)

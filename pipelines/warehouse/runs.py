@@ -60,25 +60,35 @@ def _add(target: dict[str, int], more: dict[str, Any]) -> None:
         target[key] = target.get(key, 0) + int(value)
 
 
+def start_values(run_id: str, mode: str, sources: Sequence[str], inputs: Sequence[str], runner: str,
+                 started_at: dt.datetime) -> dict[str, Any]:
+    """The columns of a run's row when it starts (every sink writes the same)."""
+    return {"run_id": run_id, "mode": mode, "status": "running", "sources": list(sources), "inputs": list(inputs),
+            "runner": runner, "host": socket.gethostname(), "pid": os.getpid(), "started_at": started_at}
+
+
+def end_values(status: str, counts: RunCounts, ended_at: dt.datetime | None, message: str | None) -> dict[str, Any]:
+    """The columns a run's end (or a watch's progress) sets: status, counts of section 2 and why it ended."""
+    scalars = {f.name: getattr(counts, f.name) for f in fields(RunCounts) if not f.type.startswith("dict")}
+    return {"status": status, "ended_at": ended_at, **scalars,
+            "rejected_by_reason": json.dumps(counts.rejected_by_reason, sort_keys=True),
+            "other_resources_by_type": json.dumps(counts.other_resources_by_type, sort_keys=True),
+            "patients_by_category": json.dumps(counts.patients_by_category, sort_keys=True), "message": message}
+
+
 def start_run(con: duckdb.DuckDBPyConnection, run_id: str, mode: str, sources: Sequence[str], inputs: Sequence[str],
               runner: str, started_at: dt.datetime) -> None:
-    con.execute(f"INSERT INTO {RUNS} (run_id, mode, status, sources, inputs, runner, host, pid, started_at) "
-                "VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?)",
-                [run_id, mode, list(sources), list(inputs), runner, socket.gethostname(), os.getpid(), started_at])
+    values = start_values(run_id, mode, sources, inputs, runner, started_at)
+    con.execute(f"INSERT INTO {RUNS} ({', '.join(values)}) VALUES ({', '.join('?' for _ in values)})",
+                list(values.values()))
 
 
 def finish_run(con: duckdb.DuckDBPyConnection, run_id: str, status: str, counts: RunCounts,
                ended_at: dt.datetime | None, message: str | None = None) -> None:
     """Records a run's counts and status (`running` between the landings of a watch)."""
-    scalars = [f.name for f in fields(RunCounts) if not f.type.startswith("dict")]
-    con.execute(
-        f"UPDATE {RUNS} SET status = ?, ended_at = ?, " + ", ".join(f"{name} = ?" for name in scalars)
-        + ", rejected_by_reason = ?, other_resources_by_type = ?, patients_by_category = ?, message = ? "
-        "WHERE run_id = ?",
-        [status, ended_at, *(getattr(counts, name) for name in scalars),
-         json.dumps(counts.rejected_by_reason, sort_keys=True),
-         json.dumps(counts.other_resources_by_type, sort_keys=True),
-         json.dumps(counts.patients_by_category, sort_keys=True), message, run_id])
+    values = end_values(status, counts, ended_at, message)
+    con.execute(f"UPDATE {RUNS} SET {', '.join(f'{name} = ?' for name in values)} WHERE run_id = ?",
+                [*values.values(), run_id])
 
 
 def _alive(pid: int) -> bool:

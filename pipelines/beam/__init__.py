@@ -1,0 +1,1 @@
+"""Beam transforms (read and normalize, stage, land) shared by every runner, and the Dataflow job."""
