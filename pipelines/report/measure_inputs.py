@@ -130,8 +130,9 @@ def _columns(names: list[str], path: str) -> dict[str, int]:
             found[key] = index
     missing = [c for c in REQUIRED_COLUMNS if c not in found]
     if missing:
+        hint = "; is it comma-separated?" if len(names) == 1 else ""
         raise UsageError(f"--measures {path}: missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
-                         f"(needs {', '.join(REQUIRED_COLUMNS)}; optional {', '.join(OPTIONAL_COLUMNS)})")
+                         f"(needs {', '.join(REQUIRED_COLUMNS)}; optional {', '.join(OPTIONAL_COLUMNS)}{hint})")
     return found
 
 
@@ -158,8 +159,8 @@ def _read_csv(path: str) -> Iterator[tuple[str, MeasureResult | Invalid]]:
                                                   f"{len(fields)} fields where the header has {len(header)}")
                     continue
                 yield f"line {line}", check_result({name: fields[i] for name, i in columns.items()})
-        except UnicodeDecodeError:
-            raise UsageError(f"--measures {path}: not UTF-8 text (line {line})") from None
+        except UnicodeDecodeError:  # decoded by blocks: the line is not known
+            raise UsageError(f"--measures {path}: not UTF-8 text") from None
         except csv.Error as err:
             raise UsageError(f"--measures {path}: not readable as CSV at line {line}: {err}") from None
         except (EOFError, zlib.error, gzip.BadGzipFile) as err:
