@@ -13,7 +13,8 @@ import duckdb
 
 from pipelines.errors import UsageError
 from pipelines.report.measure_inputs import MeasureInput
-from pipelines.report.measure_model import build_measure_model, row_key as measure_key
+from pipelines.report.measure_model import build_measure_model, unmatched_key
+from pipelines.report.measure_model import row_key as measure_key
 from pipelines.report.measures import MeasureFigures, read_measure_figures
 from pipelines.report.model import build_model
 from pipelines.report.publish import (TREND, arrow_table, measure_reasons, publish_measures, publish_table,
@@ -56,7 +57,7 @@ class Measures:
 
     rows: Sequence[Mapping[str, Any]]  # the `measures` file
     unmatched: Sequence[Mapping[str, Any]]  # the `measures_unmatched` file
-    hidden: Mapping[tuple[Any, ...], tuple[str, str]]  # row key -> why its denominator, numerator are hidden
+    hidden: Mapping[tuple[Any, ...], tuple[str, str]]  # row key (measure_model) -> why D, N are hidden
     figures: MeasureFigures
     suppression: Suppression
 
@@ -142,9 +143,10 @@ def make_measures(figures: MeasureFigures, options: ReportOptions) -> Measures:
     """The measures suppressed as one system of their own (docs/report.md says what links it to the tables)."""
     model = build_measure_model(figures.rows, figures.unmatched, figures.cells, figures.sources)
     suppression = model.suppress(options.min_cell)
-    hidden = {measure_key(r): measure_reasons(model, suppression, measure_key(r)) for r in figures.rows}
+    keys = [measure_key(r) for r in figures.rows] + [unmatched_key(r) for r in figures.unmatched]
+    hidden = {key: measure_reasons(model, suppression, key) for key in keys}
     return Measures(publish_measures(figures.rows, hidden, options.reference),
-                    publish_unmatched(figures.unmatched, model, suppression), hidden, figures, suppression)
+                    publish_unmatched(figures.unmatched, hidden), hidden, figures, suppression)
 
 
 def folder_names(groups: Sequence[str], by: str) -> dict[str, str]:

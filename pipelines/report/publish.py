@@ -117,12 +117,12 @@ def publish_measures(rows: Sequence[Mapping[str, Any]], reasons: Mapping[tuple[A
     return out
 
 
-def publish_unmatched(rows: Sequence[Mapping[str, Any]], model: MeasureModel,
-                      suppression: Suppression) -> list[dict[str, Any]]:
+def publish_unmatched(rows: Sequence[Mapping[str, Any]],
+                      reasons: Mapping[tuple[Any, ...], tuple[str, str]]) -> list[dict[str, Any]]:
     """Unmatched results per source, measure and reason as published (counted in the Unknown strata too)."""
     out = []
     for r in rows:
-        hidden_d, hidden_n = measure_reasons(model, suppression, unmatched_key(r))
+        hidden_d, hidden_n = reasons[unmatched_key(r)]
         out.append({"source": r["source"], "measure": r["measure"], "reason": r["reason"],
                     "denominator": None if hidden_d else r["denominator"],
                     "numerator": None if hidden_n else r["numerator"], "suppressed": bool(hidden_d or hidden_n),
