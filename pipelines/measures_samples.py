@@ -8,12 +8,12 @@ writes `results.csv` and `measure-reports.ndjson` in --out: the same results, on
 as FHIR MeasureReports of type `individual` (which name no source: the sample feed has one). They are made on
 demand, not kept in `samples/`: `demographics run --input samples/` reads every file there as FHIR.
 
-Four measures named like HEDIS measures, with eligibility from age and sex at the end of the measurement year,
-and a built-in disparity: CBP is met far less often by members in the HEDIS race stratum Asian (37% against 72%;
-an arbitrary stratum, chosen because the sample feed has enough of them for the rate to be published). The CBP
-denominator is every adult, broader than the real measure's, so that the sample's few hundred patients give
-strata of 30 and more. A few results name members who are not in the warehouse (unmatched), a few are exclusions. Nothing here is
-real.
+Four measures named like HEDIS measures, with eligibility from age and sex at the end of the measurement year, and a
+built-in disparity: CBP is met far less often by members in the HEDIS race stratum Asian (37% against 72%; an
+arbitrary stratum, chosen because the sample feed has enough of them for the rate to be published). The CBP
+denominator is every adult, broader than the real measure's, so that the sample's few hundred patients give strata
+of 30 and more. A few results name members who are not in the warehouse (unmatched), a few are exclusions. Nothing
+here is real.
 """
 from __future__ import annotations
 

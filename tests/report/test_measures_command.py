@@ -192,7 +192,8 @@ def test_unmatched_results_count_in_unknown_and_are_reported_by_reason(measured,
     # (all): feed_a + feed_b + the ambiguous result (no source) + the result of feed_x
     assert (every["Unknown"]["denominator"], every["Unknown"]["numerator"], every["Total"]["denominator"]) == (5, 2, 7)
     assert pick(rows, stratifier="omb2024_category")["UNKNOWN"]["denominator"] == 2
-    unmatched = {(r["source"], r["reason"]): (r["denominator"], r["numerator"]) for r in read(out, "measures_unmatched")}
+    unmatched = {(r["source"], r["reason"]): (r["denominator"], r["numerator"])
+                 for r in read(out, "measures_unmatched")}
     assert unmatched == {("feed_a", "patient_not_found"): (2, 1), ("feed_b", "patient_not_found"): (1, 0),
                          ("feed_x", "patient_not_found"): (1, 1), ("(none)", "patient_id_ambiguous"): (1, 0),
                          ("(all)", "patient_not_found"): (4, 2), ("(all)", "patient_id_ambiguous"): (1, 0)}
