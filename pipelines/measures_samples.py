@@ -28,6 +28,8 @@ from typing import Any, Callable
 
 import orjson
 
+from pipelines.errors import UsageError
+
 SEED = 20261129
 MEASUREMENT_YEAR_END = dt.date(2026, 12, 31)
 CANONICAL = "https://example.org/fhir/Measure/{}"  # synthetic measures, not NCQA's
@@ -101,7 +103,6 @@ def measure_report(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def read_patients(warehouse: str) -> list[dict[str, Any]]:
-    from pipelines.errors import UsageError
     from pipelines.report.tables import records
     from pipelines.tables import PATIENTS
     from pipelines.warehouse import connect, table_exists
@@ -125,8 +126,6 @@ def write(results: list[dict[str, Any]], out: Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from pipelines.errors import UsageError
-
     parser = argparse.ArgumentParser(prog="python -m pipelines.measures_samples", description=__doc__.split("\n")[0])
     parser.add_argument("--warehouse", default="warehouse.duckdb", metavar="FILE",
                         help="the warehouse whose patients get results (default warehouse.duckdb)")

@@ -6,8 +6,12 @@ import csv
 import logging
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipelines.errors import EXIT_OK, UsageError
+
+if TYPE_CHECKING:
+    from pipelines.report.build import Measures, ReportOptions
 
 log = logging.getLogger(__name__)
 DEFAULT_MIN_CELL = 11  # CMS cell size suppression policy and CalHHS DDG: counts from 1 to 10 are not published
@@ -137,7 +141,7 @@ def write_report(report) -> list[str]:
     return lines
 
 
-def write_measures(measures, options) -> list[str]:
+def write_measures(measures: "Measures", options: "ReportOptions") -> list[str]:
     """measures and measures_unmatched (CSV and Parquet), measures_rejected.csv; the lines that say what became
     of the results read."""
     from pipelines.report.build import MEASURE_REJECTS
@@ -148,8 +152,9 @@ def write_measures(measures, options) -> list[str]:
     write_table(arrow_table(measures.rows), options.out, "measures")
     write_table(arrow_table(measures.unmatched), options.out, "measures_unmatched")
     write_rejects(figures.rejects, options.out / MEASURE_REJECTS)
-    lines = [f"measures: {counts['results']} results read from {len(figures.files)} files: {counts['counted']} "
-             f"counted in a denominator ({counts['unmatched']} unmatched, counted in Unknown), "
+    files = len(figures.files)
+    lines = [f"measures: {counts['results']} results read from {files} file{'s' if files != 1 else ''}: "
+             f"{counts['counted']} counted in a denominator ({counts['unmatched']} unmatched, counted in Unknown), "
              f"{counts['excluded']} excluded, {counts['not_in_denominator']} not in a denominator"
              + (f", {counts['left_out']} of sources left out by --source" if counts["left_out"] else "")]
     rejected = Counter(r.reason for r in figures.rejects)

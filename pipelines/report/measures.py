@@ -9,8 +9,8 @@ meets the patient with that id when exactly one source has it. A result that mee
 deleted, another source), or several (no source given, the id in two sources), is *unmatched*: it counts in the
 Unknown strata (contract 5.2) and is reported by reason. It counts under the source it names; without one, under
 the reported source when there is one, else only in `(all)` (as source `(none)` of the unmatched results), like
-a result whose source is not in the warehouse. A result of a warehouse source that the report leaves out
-(`--source`) is left out with it.
+a result that names a source the warehouse does not have. A result of a warehouse source that the report leaves
+out (`--source`) is left out with it.
 
 There is no warehouse view of the measures: results are an input file of one report, not a warehouse table, and
 rates and intervals are computed (and suppressed) in Python.
@@ -73,18 +73,20 @@ def resolved_query(sources: Sequence[str]) -> str:
     picked = ", ".join(f"any_value(p.{c}) AS {c}" for c in STRATIFIERS)
     return f"""
 WITH results AS (SELECT row_number() OVER () AS rid, * FROM {RESULTS}),
+warehouse AS (SELECT DISTINCT source FROM {PATIENTS}),
 matches AS (
     SELECT r.rid, count(*) AS found, any_value(p.source) AS source, {picked}
     FROM results r JOIN {PATIENTS} p ON p.patient_id = r.patient_id AND (r.source IS NULL OR p.source = r.source)
     GROUP BY r.rid),
 attributed AS (
-    SELECT coalesce(r.source, CASE WHEN m.found = 1 THEN m.source END, {unnamed}) AS source, r.measure,
+    SELECT CASE WHEN r.source IS NULL THEN coalesce(CASE WHEN m.found = 1 THEN m.source END, {unnamed})
+                WHEN r.source IN (SELECT source FROM warehouse) THEN r.source ELSE '{NO_SOURCE}' END AS source,
+           r.measure,
            r.denominator, r.numerator, r.exclusion,
            CASE WHEN m.found = 1 THEN NULL WHEN m.found > 1 THEN '{AMBIGUOUS}' ELSE '{NOT_FOUND}' END AS unmatched,
            {strata}
     FROM results r LEFT JOIN matches m USING (rid))
-SELECT *, CASE WHEN source IN ({chosen}) OR source NOT IN (SELECT DISTINCT source FROM {PATIENTS})
-               THEN 'report' ELSE 'left_out' END AS scope
+SELECT *, CASE WHEN source IN ({chosen}) OR source = '{NO_SOURCE}' THEN 'report' ELSE 'left_out' END AS scope
 FROM attributed
 """
 

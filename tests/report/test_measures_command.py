@@ -181,6 +181,7 @@ def join_results():
             result("gone", "", source="feed_a"),                # deleted from feed_a
             result("w", 1, source="feed_b"),                    # in feed_a, not in feed_b
             result("w", 2, numerator=True, source="feed_x"),    # a source the warehouse does not have
+            result("w", 3, source="(all)"),                     # not a source: the name of a row, taken as given
             result("v", 1, source="feed_b", exclusion=True)]    # excluded: counts nowhere
 
 
@@ -189,14 +190,14 @@ def test_unmatched_results_count_in_unknown_and_are_reported_by_reason(measured,
     a, b, every = pick(rows), pick(rows, "feed_b"), pick(rows, "(all)")
     assert (a["Unknown"]["denominator"], a["Unknown"]["numerator"], a["White"]["denominator"]) == (2, 1, 1)
     assert (b["Unknown"]["denominator"], b["White"]["denominator"], b["White"]["numerator"]) == (1, 1, 1)
-    # (all): feed_a + feed_b + the ambiguous result (no source) + the result of feed_x
-    assert (every["Unknown"]["denominator"], every["Unknown"]["numerator"], every["Total"]["denominator"]) == (5, 2, 7)
+    # (all): feed_a + feed_b + the ambiguous result (no source) + those of feed_x and "(all)"
+    assert (every["Unknown"]["denominator"], every["Unknown"]["numerator"], every["Total"]["denominator"]) == (6, 2, 8)
     assert pick(rows, stratifier="omb2024_category")["UNKNOWN"]["denominator"] == 2
     unmatched = {(r["source"], r["reason"]): (r["denominator"], r["numerator"])
                  for r in read(out, "measures_unmatched")}
     assert unmatched == {("feed_a", "patient_not_found"): (2, 1), ("feed_b", "patient_not_found"): (1, 0),
-                         ("feed_x", "patient_not_found"): (1, 1), ("(none)", "patient_id_ambiguous"): (1, 0),
-                         ("(all)", "patient_not_found"): (4, 2), ("(all)", "patient_id_ambiguous"): (1, 0)}
+                         ("(none)", "patient_not_found"): (2, 1), ("(none)", "patient_id_ambiguous"): (1, 0),
+                         ("(all)", "patient_not_found"): (5, 2), ("(all)", "patient_id_ambiguous"): (1, 0)}
 
 
 def test_source_leaves_out_the_results_of_other_sources(measured, join, run_cli):
@@ -208,7 +209,7 @@ def test_source_leaves_out_the_results_of_other_sources(measured, join, run_cli)
     assert {r["source"] for r in rows} == {"feed_a", "(all)"}
     # left out: v-0 (feed_b by its id) and w-1 of feed_b; the ambiguous one counts under feed_a, the only source
     # reported; feed_x's in (all)
-    assert pick(rows)["Total"]["denominator"] == 4 and pick(rows, "(all)")["Total"]["denominator"] == 5
+    assert pick(rows)["Total"]["denominator"] == 4 and pick(rows, "(all)")["Total"]["denominator"] == 6
     assert "3 of sources left out by --source" in stdout and "0 excluded" in stdout  # v-1 is left out first
 
 
