@@ -13,8 +13,7 @@ import duckdb
 
 from pipelines.errors import UsageError
 from pipelines.report.measure_inputs import MeasureInput
-from pipelines.report.measure_model import build_measure_model, unmatched_key
-from pipelines.report.measure_model import row_key as measure_key
+from pipelines.report.measure_model import build_measure_models
 from pipelines.report.measures import MeasureFigures, read_measure_figures
 from pipelines.report.model import build_model
 from pipelines.report.publish import (TREND, arrow_table, measure_reasons, publish_measures, publish_table,
@@ -59,7 +58,8 @@ class Measures:
     unmatched: Sequence[Mapping[str, Any]]  # the `measures_unmatched` file
     hidden: Mapping[tuple[Any, ...], tuple[str, str]]  # row key (measure_model) -> why D, N are hidden
     figures: MeasureFigures
-    suppression: Suppression
+    reasons: Counter  # hidden figures by reason
+    unprotected: int  # hidden figures that published zeros alone give away (suppression.Suppression)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,13 +140,17 @@ def make_report(figures: Figures, options: ReportOptions) -> Report:
 
 
 def make_measures(figures: MeasureFigures, options: ReportOptions) -> Measures:
-    """The measures suppressed as one system of their own (docs/report.md says what links it to the tables)."""
-    model = build_measure_model(figures.rows, figures.unmatched, figures.cells, figures.sources)
-    suppression = model.suppress(options.min_cell)
-    keys = [measure_key(r) for r in figures.rows] + [unmatched_key(r) for r in figures.unmatched]
-    hidden = {key: measure_reasons(model, suppression, key) for key in keys}
+    """Each measure suppressed as a system of its own (docs/report.md says what links it to the tables)."""
+    hidden: dict[tuple[Any, ...], tuple[str, str]] = {}
+    reasons: Counter = Counter()
+    unprotected = 0
+    for model in build_measure_models(figures.rows, figures.unmatched, figures.cells, figures.sources):
+        suppression = model.suppress(options.min_cell)
+        reasons.update(suppression.reasons.values())
+        unprotected += len(suppression.unprotected)
+        hidden |= {key: measure_reasons(model, suppression, key) for key in model.row_keys()}
     return Measures(publish_measures(figures.rows, hidden, options.reference),
-                    publish_unmatched(figures.unmatched, hidden), hidden, figures, suppression)
+                    publish_unmatched(figures.unmatched, hidden), hidden, figures, reasons, unprotected)
 
 
 def folder_names(groups: Sequence[str], by: str) -> dict[str, str]:

@@ -164,13 +164,13 @@ def write_measures(measures: "Measures", options: "ReportOptions") -> list[str]:
     if figures.other_resources:
         lines.append(f"measures: {sum(figures.other_resources.values())} resources other than MeasureReport ignored ("
                      + ", ".join(f"{t} {n}" for t, n in sorted(figures.other_resources.items())) + ")")
-    hidden = Counter(measures.suppression.reasons.values())
+    hidden = measures.reasons
     if options.min_cell > 1:
         lines.append(f"measures suppression: {hidden['primary']} denominators and numerators from 1 to "
                      f"{options.min_cell - 1} hidden, {hidden['complementary']} more to protect them and the "
                      f"members not in a numerator; rates with a denominator under {MIN_DENOMINATOR} are NA")
-    if measures.suppression.unprotected:
-        lines.append(f"warning: {len(measures.suppression.unprotected)} hidden measure counts remain derivable from "
+    if measures.unprotected:
+        lines.append(f"warning: {measures.unprotected} hidden measure counts remain derivable from "
                      "published zeros; see docs/report.md")
     lines.append(f"wrote measures and measures_unmatched (CSV and Parquet) and {MEASURE_REJECTS} to {options.out}/")
     return lines

@@ -1,12 +1,16 @@
-"""The published measure figures as one linear system (`suppression.Problem`), for the report's suppression.
+"""The published measure figures as linear systems (`suppression.Problem`), one per measure, for the report's
+suppression.
 
-Pure: takes the rows the SQL of measures.py returned. Base cells are the results counted in a denominator per
-source (as counted), measure, the three strata, unmatched reason and numerator (met or not). Every published row
-has two figures over them, its denominator and its numerator, and a third that no file shows: the denominator
-minus the numerator, the members who did not meet the measure. That one is *unpublished*
+Pure: takes the rows the SQL of measures.py returned. As in the report's model (model.py), each stratifier is a
+family of its own base cells, the results counted in a denominator per source (as counted), stratum, unmatched
+reason and numerator (met or not), and the families are linked by their totals (identities: the same results per
+source, met or not), not cell by cell; `Total` and the unmatched rows are sums of the first family's cells. Every
+published row has two figures over them, its denominator and its numerator, and a third that no file shows: the
+denominator minus the numerator, the members who did not meet the measure. That one is *unpublished*
 (`suppression.Figure.published`): a rate of 37 in 40 must not show that 3 members were not screened, as a
 numerator of 3 in 40 must not be derivable (CMS: no count of 1 to 10 "derived from other reported cells",
 percentages included). A numerator is at most its denominator because both are sums over the same cells.
+Measures share no results, so each is a system of its own (the same answer as one system, far faster).
 
 Relations (rows and columns, for the CalHHS rule and the search for complementary cells): the strata of each
 stratifier add up to `Total`, the sources add up to `(all)` (with the unmatched results of sources that are not
@@ -27,6 +31,7 @@ from pipelines.report.tables import ALL
 DENOMINATOR, NUMERATOR, NOT_MET = "denominator", "numerator", "not_met"
 KINDS = (DENOMINATOR, NUMERATOR, NOT_MET)
 UNMATCHED = "(unmatched)"  # the stratifier of an unmatched row's key: (source, measure, UNMATCHED, reason)
+FIRST = next(iter(STRATIFIERS))  # the family whose cells Total and the unmatched rows are sums of
 Row = Mapping[str, Any]
 Key = tuple[Hashable, ...]
 
@@ -49,15 +54,20 @@ class MeasureModel:
     def suppress(self, min_cell: int) -> Suppression:
         return suppress(self.problem, min_cell)
 
+    def row_keys(self) -> set[Key]:
+        """The keys of the rows (and unmatched rows) of this system."""
+        return {key[1:] for key in self.figure_of}
 
-def _cell_keys(cell: Row) -> Iterable[Key]:
-    """The keys of the rows a base cell counts in: its source and (all), each stratum and Total, its unmatched row."""
+
+def _cell_keys(cell: Row, stratifier: str) -> Iterable[Key]:
+    """The keys of the rows a base cell of one stratifier's family counts in: its stratum, of its source and of
+    (all); for the first family also every Total and its unmatched row."""
     for level in {cell["source"], ALL}:
-        for stratifier in STRATIFIERS:
-            yield level, cell["measure"], stratifier, cell[stratifier]
-            yield level, cell["measure"], stratifier, TOTAL
-        if cell["unmatched"]:
-            yield level, cell["measure"], UNMATCHED, cell["unmatched"]
+        yield level, cell["measure"], stratifier, cell[stratifier]
+        if stratifier == FIRST:
+            yield from ((level, cell["measure"], s, TOTAL) for s in STRATIFIERS)
+            if cell["unmatched"]:
+                yield level, cell["measure"], UNMATCHED, cell["unmatched"]
 
 
 class _Figures:
@@ -65,12 +75,17 @@ class _Figures:
     source) is one figure, published when any row shows it."""
 
     def __init__(self, cells: Sequence[Row]) -> None:
-        self.values = [int(c["results"]) for c in cells]
-        self.met = frozenset(i for i, c in enumerate(cells) if c["numerator"])
+        family = [(stratifier, cell) for stratifier in STRATIFIERS for cell in cells]  # base cell i: family[i]
+        self.values = [int(c["results"]) for _, c in family]
+        self.met = frozenset(i for i, (_, c) in enumerate(family) if c["numerator"])
         self.members: dict[Key, set[int]] = defaultdict(set)
-        for i, cell in enumerate(cells):
-            for key in _cell_keys(cell):
+        totals: dict[tuple[str, Hashable, bool], set[int]] = defaultdict(set)
+        for i, (stratifier, cell) in enumerate(family):
+            totals[stratifier, cell["source"], bool(cell["numerator"])].add(i)
+            for key in _cell_keys(cell, stratifier):
                 self.members[key].add(i)
+        self.identities = tuple((frozenset(totals[FIRST, *rest]), frozenset(members))
+                                for (stratifier, *rest), members in totals.items() if stratifier != FIRST)
         self.index: dict[frozenset[int], int] = {}
         self.figures: list[Figure] = []
         self.figure_of: dict[Key, int | None] = {}
@@ -105,10 +120,18 @@ def _weight(key: Key) -> int:
     return AGGREGATE_COST ** ((stratum == TOTAL) + (source == ALL))
 
 
+def build_measure_models(rows: Sequence[Row], unmatched: Sequence[Row], cells: Sequence[Row],
+                         sources: Sequence[str]) -> list[MeasureModel]:
+    """A system per measure of its rows of `rows` (measures.strata_query) and `unmatched`
+    (measures.UNMATCHED_QUERY) over its `cells` (measures.CELLS_QUERY); `sources` are the reported ones."""
+    return [build_measure_model([r for r in rows if r["measure"] == m], [r for r in unmatched if r["measure"] == m],
+                                [c for c in cells if c["measure"] == m], sources)
+            for m in dict.fromkeys(r["measure"] for r in rows)]
+
+
 def build_measure_model(rows: Sequence[Row], unmatched: Sequence[Row], cells: Sequence[Row],
                         sources: Sequence[str]) -> MeasureModel:
-    """The system of every row of `rows` (measures.strata_query) and `unmatched` (measures.UNMATCHED_QUERY) over
-    `cells` (measures.CELLS_QUERY); `sources` are the reported ones."""
+    """The system of the rows of one measure (or several) over their cells."""
     f = _Figures(cells)
     for r in rows:
         f.add_row(row_key(r), r)
@@ -116,8 +139,9 @@ def build_measure_model(rows: Sequence[Row], unmatched: Sequence[Row], cells: Se
         f.add_row(unmatched_key(r), r)
     relations = set(_relations(rows, unmatched, sources, f))
     for relation in relations:
-        _check_partition(relation, f.figures)
-    return MeasureModel(Problem(len(cells), tuple(f.figures), tuple(sorted(relations))), f.figure_of)
+        _check_sum(relation, f.figures)
+    return MeasureModel(Problem(len(f.values), tuple(f.figures), tuple(sorted(relations)), f.identities),
+                        f.figure_of)
 
 
 def _relations(rows: Sequence[Row], unmatched: Sequence[Row], sources: Sequence[str],
@@ -152,8 +176,7 @@ def _relations(rows: Sequence[Row], unmatched: Sequence[Row], sources: Sequence[
     return (r for r in found if r is not None)
 
 
-def _check_partition(relation: tuple[int, tuple[int, ...]], figures: Sequence[Figure]) -> None:
+def _check_sum(relation: tuple[int, tuple[int, ...]], figures: Sequence[Figure]) -> None:
     whole, parts = relation
-    if sum(figures[p].value for p in parts) != figures[whole].value or \
-            frozenset().union(*(figures[p].members for p in parts)) != figures[whole].members:
+    if sum(figures[p].value for p in parts) != figures[whole].value:
         raise RuntimeError("a measure relation is not a sum")  # a bug, not bad data
