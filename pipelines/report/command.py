@@ -145,12 +145,12 @@ def write_measures(measures: "Measures", options: "ReportOptions") -> list[str]:
     """measures and measures_unmatched (CSV and Parquet), measures_rejected.csv; the lines that say what became
     of the results read."""
     from pipelines.report.build import MEASURE_REJECTS
-    from pipelines.report.publish import arrow_table, write_rejects, write_table
+    from pipelines.report.publish import MEASURE_COLUMNS, UNMATCHED_COLUMNS, arrow_table, write_rejects, write_table
     from pipelines.report.rates import MIN_DENOMINATOR
 
     figures, counts = measures.figures, measures.figures.counts
-    write_table(arrow_table(measures.rows), options.out, "measures")
-    write_table(arrow_table(measures.unmatched), options.out, "measures_unmatched")
+    write_table(arrow_table(measures.rows, empty=MEASURE_COLUMNS), options.out, "measures")
+    write_table(arrow_table(measures.unmatched, empty=UNMATCHED_COLUMNS), options.out, "measures_unmatched")
     write_rejects(figures.rejects, options.out / MEASURE_REJECTS)
     files = len(figures.files)
     lines = [f"measures: {counts['results']} results read from {files} file{'s' if files != 1 else ''}: "

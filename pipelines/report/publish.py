@@ -75,6 +75,12 @@ def publish_trend(points: Iterable[Mapping[str, Any]], min_cell: int) -> list[di
     return out
 
 
+MEASURE_COLUMNS = ("source", "measure", "stratifier", "stratum", "denominator", "numerator", "rate", "rate_ci_low",
+                   "rate_ci_high", "difference_from_reference", "ratio_to_reference", "suppressed",
+                   "suppression_reason")  # contract 5.2
+UNMATCHED_COLUMNS = ("source", "measure", "reason", "denominator", "numerator", "suppressed", "suppression_reason")
+
+
 def measure_reasons(model: MeasureModel, suppression: Suppression, key: tuple[Any, ...]) -> tuple[str, str]:
     """Why the denominator and the numerator of a measure row are hidden ("" when published)."""
     return tuple(suppression.reason(model.figure_of[(kind, *key)]) for kind in (DENOMINATOR, NUMERATOR))
@@ -130,10 +136,12 @@ def publish_unmatched(rows: Sequence[Mapping[str, Any]],
     return out
 
 
-def arrow_table(rows: Sequence[Mapping[str, Any]], leading: Sequence[str] = ()) -> pa.Table:
-    """The rows with the columns they have, typed (`leading`: the `--by` column, first)."""
-    present = set().union(*(r.keys() for r in rows)) if rows else {"source", "stratum", "patients", "share",
-                                                                   "suppressed", "suppression_reason"}
+def arrow_table(rows: Sequence[Mapping[str, Any]], leading: Sequence[str] = (),
+                empty: Sequence[str] = ("source", "stratum", "patients", "share", "suppressed",
+                                        "suppression_reason")) -> pa.Table:
+    """The rows with the columns they have, typed (`leading`: the `--by` column, first; `empty`: the columns of
+    a table without rows)."""
+    present = set().union(*(r.keys() for r in rows)) if rows else set(empty)
     names = list(leading) + [c for c in COLUMN_TYPES if c in present]
     schema = pa.schema([(n, COLUMN_TYPES.get(n, pa.string())) for n in names])
     return pa.Table.from_pylist([{n: r.get(n) for n in names} for r in rows], schema=schema)

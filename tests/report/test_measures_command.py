@@ -109,10 +109,21 @@ def arithmetic(measured, arith):
     return read(measured(arith, "--min-cell", "0"))
 
 
+CONTRACT_COLUMNS = ["source", "measure", "stratifier", "stratum", "denominator", "numerator", "rate", "rate_ci_low",
+                    "rate_ci_high", "difference_from_reference", "ratio_to_reference", "suppressed",
+                    "suppression_reason"]
+
+
 def test_the_file_has_exactly_the_contract_columns(arithmetic):
-    assert list(arithmetic[0]) == ["source", "measure", "stratifier", "stratum", "denominator", "numerator", "rate",
-                                   "rate_ci_low", "rate_ci_high", "difference_from_reference", "ratio_to_reference",
-                                   "suppressed", "suppression_reason"]
+    assert list(arithmetic[0]) == CONTRACT_COLUMNS
+
+
+def test_results_with_no_row_give_empty_files_with_their_columns(measured, tmp_path):
+    out = measured(write_csv(tmp_path / "header-only.csv", []))
+    assert pq.read_table(out / "measures.parquet").column_names == CONTRACT_COLUMNS
+    assert read(out) == [] and read(out, "measures_unmatched") == []
+    assert (out / "measures.csv").read_text(encoding="utf-8").startswith('"source","measure","stratifier"')
+    assert "Every result counted in a denominator met its patient" in (out / "index.html").read_text(encoding="utf-8")
 
 
 # Total 25/102 = .245098. White 15/50 = .3: Wilson (.1910, .4375) (tests/report/test_rates.py), difference
