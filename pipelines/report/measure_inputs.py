@@ -51,10 +51,12 @@ class MeasureInput:
     batches: list[pa.RecordBatch] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
     other_resources: Counter = field(default_factory=Counter)
+    measures: dict[str, None] = field(default_factory=dict)  # in the order the results first name them
     _pending: list[MeasureResult] = field(default_factory=list)
 
     def add(self, file: str, position: str, found: MeasureResult | Invalid | OtherResource) -> None:
         if isinstance(found, MeasureResult):
+            self.measures.setdefault(found.measure)
             self._pending.append(found)
             if len(self._pending) >= BATCH_ROWS:
                 self._flush()

@@ -67,7 +67,7 @@ def resolved_query(sources: Sequence[str]) -> str:
     """Each result with the source it counts under, its three strata, why it is unmatched (NULL: matched) and its
     scope (`report`, or `left_out` for a warehouse source the report leaves out)."""
     chosen = ", ".join(quoted(s) for s in sources)
-    unnamed = quoted(sources[0] if len(sources) == 1 else NO_SOURCE)  # where an unmatched result without source counts
+    unnamed = quoted(sources[0] if len(sources) == 1 else NO_SOURCE)  # an unmatched result without source
     strata = ", ".join(f"CASE WHEN m.found = 1 THEN {_strata(c)} ELSE '{UNMATCHED_STRATUM[c]}' END AS {c}"
                        for c in STRATIFIERS)
     picked = ", ".join(f"any_value(p.{c}) AS {c}" for c in STRATIFIERS)
@@ -81,8 +81,7 @@ matches AS (
 attributed AS (
     SELECT CASE WHEN r.source IS NULL THEN coalesce(CASE WHEN m.found = 1 THEN m.source END, {unnamed})
                 WHEN r.source IN (SELECT source FROM warehouse) THEN r.source ELSE '{NO_SOURCE}' END AS source,
-           r.measure,
-           r.denominator, r.numerator, r.exclusion,
+           r.measure, r.denominator, r.numerator, r.exclusion,
            CASE WHEN m.found = 1 THEN NULL WHEN m.found > 1 THEN '{AMBIGUOUS}' ELSE '{NOT_FOUND}' END AS unmatched,
            {strata}
     FROM results r LEFT JOIN matches m USING (rid))
@@ -102,10 +101,12 @@ COUNTS = {  # what became of the results read: each a condition on RESOLVED
 }
 
 
-def strata_query(sources: Sequence[str]) -> str:
-    """Denominator and numerator per source (and `(all)`), measure, stratifier and stratum: every listed stratum
-    and `Total` for every measure (zeros included), then strata found that the contract does not list."""
+def strata_query(sources: Sequence[str], measures: Sequence[str]) -> str:
+    """Denominator and numerator per source (and `(all)`), measure (in the order the results first name them),
+    stratifier and stratum: every listed stratum and `Total` for every measure (zeros included), then strata found
+    that the contract does not list."""
     levels = values_relation([(s, f"{i:04d}") for i, s in enumerate([*sources, ALL])], ("source", "ord"))
+    named = values_relation([(m, f"{i:06d}") for i, m in enumerate(measures)], ("measure", "ord"))
     listed = values_relation([(t, s, f"{i}{j:03d}") for i, (t, strata) in enumerate(STRATIFIERS.items())
                       for j, s in enumerate((TOTAL,) + strata)], ("stratifier", "stratum", "ord"))
     long = " UNION ALL ".join(
@@ -118,7 +119,7 @@ strata AS (SELECT * FROM listed UNION ALL
            SELECT DISTINCT stratifier, stratum, '9999' FROM long
            WHERE NOT EXISTS (SELECT 1 FROM listed l WHERE l.stratifier = long.stratifier AND l.stratum = long.stratum)),
 levels AS {levels},
-measures AS (SELECT DISTINCT measure FROM {RESOLVED} WHERE scope = 'report'),
+measures AS (SELECT DISTINCT measure, ord FROM {RESOLVED} JOIN {named} USING (measure) WHERE scope = 'report'),
 counts AS (
     SELECT CASE WHEN grouping(source) = 1 THEN '{ALL}' ELSE source END AS source, measure, stratifier, stratum,
            count(*) AS denominator, count(*) FILTER (WHERE numerator) AS numerator
@@ -128,7 +129,7 @@ SELECT l.source, m.measure, s.stratifier, s.stratum,
 FROM levels l CROSS JOIN measures m CROSS JOIN strata s
 LEFT JOIN counts c ON c.source = l.source AND c.measure = m.measure AND c.stratifier = s.stratifier
      AND c.stratum = s.stratum
-ORDER BY l.ord, m.measure, s.ord, s.stratum
+ORDER BY l.ord, m.ord, s.ord, s.stratum
 """
 
 
@@ -153,10 +154,9 @@ def read_measure_figures(con: "duckdb.DuckDBPyConnection", inputs: "MeasureInput
         con.execute(f"CREATE OR REPLACE TEMP VIEW {RESOLVED} AS {resolved_query(sources)}")
         counted = ", ".join(f"count(*) FILTER (WHERE {condition}) AS {name}" for name, condition in COUNTS.items())
         counts = records(con, f"SELECT {counted} FROM {RESOLVED}")[0]
-        figures = MeasureFigures(records(con, strata_query(sources)), records(con, UNMATCHED_QUERY),
-                                 records(con, CELLS_QUERY), counts, tuple(sources), tuple(inputs.files),
-                                 tuple(inputs.rejects),
-                                 Counter(inputs.other_resources))
+        figures = MeasureFigures(records(con, strata_query(sources, list(inputs.measures))),
+                                 records(con, UNMATCHED_QUERY), records(con, CELLS_QUERY), counts, tuple(sources),
+                                 tuple(inputs.files), tuple(inputs.rejects), Counter(inputs.other_resources))
         con.execute(f"DROP VIEW {RESOLVED}")
     finally:
         con.unregister(RESULTS)

@@ -64,7 +64,9 @@ def quoted(value: str) -> str:
 
 
 def values_relation(rows: list[tuple[str, ...]], columns: tuple[str, ...]) -> str:
-    """A VALUES relation with the given column names (strings quoted for SQL)."""
+    """A VALUES relation with the given column names (strings quoted for SQL; no rows: an empty relation)."""
+    if not rows:
+        return "(SELECT " + ", ".join(f"NULL::VARCHAR AS {c}" for c in columns) + " WHERE false)"
     listed = ", ".join("(" + ", ".join(quoted(v) for v in row) + ")" for row in rows)
     return f"(SELECT * FROM (VALUES {listed}) AS v({', '.join(columns)}))"
 
@@ -142,8 +144,7 @@ def table_query(t: Table, population: str, by_group: bool) -> str:
     grp = _label("grp", by_group)
     src = _label("source", True)
     stratum = f"unnest({t.stratum})" if t.overlapping else t.stratum
-    listed = values_relation([(s, f"{i:03d}") for i, s in enumerate(t.strata)], ("stratum", "ord")) if t.strata else (
-        "(SELECT NULL::VARCHAR AS stratum, NULL::VARCHAR AS ord WHERE false)")
+    listed = values_relation([(s, f"{i:03d}") for i, s in enumerate(t.strata)], ("stratum", "ord"))
     found = ("SELECT DISTINCT stratum, NULL::VARCHAR AS ord FROM classified c WHERE NOT EXISTS "
              "(SELECT 1 FROM listed WHERE listed.stratum IS NOT DISTINCT FROM c.stratum)")
     if t.catalog:
