@@ -12,15 +12,21 @@ from typing import Any
 import duckdb
 
 from pipelines.errors import UsageError
+from pipelines.report.measure_inputs import MeasureInput
+from pipelines.report.measure_model import build_measure_models
+from pipelines.report.measures import MeasureFigures, read_measure_figures
 from pipelines.report.model import build_model
-from pipelines.report.publish import TREND, arrow_table, publish_table, publish_trend, rows_of_group, write_table
+from pipelines.report.publish import (TREND, arrow_table, measure_reasons, publish_measures, publish_table,
+                                      publish_trend, publish_unmatched, rows_of_group, write_table)
 from pipelines.report.suppression import Suppression
-from pipelines.report.tables import ALL, NO_GROUP, family_query, report_tables, table_query, view_query
+from pipelines.report.tables import (ALL, NO_GROUP, family_query, quoted, records, report_tables, table_query,
+                                     view_query)
 from pipelines.tables import PATIENTS, VALIDATION
 from pipelines.warehouse import table_exists
 
 BY_FIELDS = ("managing_organization", "general_practitioner")
 PROVIDERS_FILE = "providers.csv"
+MEASURE_REJECTS = "measures_rejected.csv"  # for the plan: positions and reasons, never a value
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,6 +36,7 @@ class ReportOptions:
     min_cell: int = 11
     by: str | None = None
     goal: float = 0.80
+    reference: Mapping[str, str] = dataclasses.field(default_factory=dict)  # measures: stratifier -> stratum
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +47,19 @@ class Figures:
     bases: Mapping[str, Sequence[Mapping[str, Any]]]  # family -> rows of tables.family_query
     trend: Sequence[Mapping[str, Any]]  # completeness over time (validation_results)
     sources: tuple[str, ...]
+    measures: MeasureFigures | None = None  # with --measures
+
+
+@dataclasses.dataclass(frozen=True)
+class Measures:
+    """The published quality measures (plan-wide: every source and `(all)`) and how they were hidden."""
+
+    rows: Sequence[Mapping[str, Any]]  # the `measures` file
+    unmatched: Sequence[Mapping[str, Any]]  # the `measures_unmatched` file
+    hidden: Mapping[tuple[Any, ...], tuple[str, str]]  # row key (measure_model) -> why D, N are hidden
+    figures: MeasureFigures
+    reasons: Counter  # hidden figures by reason
+    unprotected: int  # hidden figures that published zeros alone give away (suppression.Suppression)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +71,7 @@ class Report:
     trend: Sequence[Mapping[str, Any]]
     sources: tuple[str, ...]
     suppression: Suppression
+    measures: Measures | None = None
 
     def groups(self) -> list[str]:
         """Provider groups (with --by), patients without a provider last."""
@@ -70,7 +91,7 @@ def create_views(con: duckdb.DuckDBPyConnection) -> list[str]:
 
 def _population(sources: Sequence[str], by: str | None) -> str:
     grp = f"coalesce(CAST({by} AS VARCHAR), '{NO_GROUP}')" if by else f"'{ALL}'"
-    chosen = ", ".join("'" + s.replace("'", "''") + "'" for s in sources)
+    chosen = ", ".join(quoted(s) for s in sources)
     return f"SELECT *, {grp} AS grp FROM {PATIENTS} WHERE source IN ({chosen})"
 
 
@@ -85,20 +106,16 @@ def chosen_sources(con: duckdb.DuckDBPyConnection, wanted: Sequence[str]) -> tup
     return tuple(s for s in found if s in wanted) if wanted else tuple(found)
 
 
-def read_figures(con: duckdb.DuckDBPyConnection, options: ReportOptions) -> Figures:
+def read_figures(con: duckdb.DuckDBPyConnection, options: ReportOptions,
+                 measures: MeasureInput | None = None) -> Figures:
     sources = chosen_sources(con, options.sources)
     population = _population(sources, options.by)
     definitions = report_tables()
-    rows = {t.name: _records(con, table_query(t, population, options.by is not None)) for t in definitions}
+    rows = {t.name: records(con, table_query(t, population, options.by is not None)) for t in definitions}
     families = sorted({t.family for t in definitions if not t.overlapping})
-    bases = {f: _records(con, family_query(f, population)) for f in families}
-    return Figures(rows, bases, _trend(con, sources, whole=not options.sources), sources)
-
-
-def _records(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:
-    result = con.execute(sql)
-    names = [d[0] for d in result.description]
-    return [dict(zip(names, values)) for values in result.fetchall()]
+    bases = {f: records(con, family_query(f, population)) for f in families}
+    return Figures(rows, bases, _trend(con, sources, whole=not options.sources), sources,
+                   read_measure_figures(con, measures, sources) if measures else None)
 
 
 def _trend(con: duckdb.DuckDBPyConnection, sources: Sequence[str], whole: bool) -> list[dict[str, Any]]:
@@ -118,7 +135,22 @@ def make_report(figures: Figures, options: ReportOptions) -> Report:
     model = build_model(definitions, figures.rows, figures.bases, options.by is not None)
     suppression = model.suppress(options.min_cell)
     tables = {t.name: publish_table(t, figures.rows[t.name], model, suppression, options.goal) for t in definitions}
-    return Report(options, tables, publish_trend(figures.trend, options.min_cell), figures.sources, suppression)
+    return Report(options, tables, publish_trend(figures.trend, options.min_cell), figures.sources, suppression,
+                  make_measures(figures.measures, options) if figures.measures else None)
+
+
+def make_measures(figures: MeasureFigures, options: ReportOptions) -> Measures:
+    """Each measure suppressed as a system of its own (docs/report.md says what links it to the tables)."""
+    hidden: dict[tuple[Any, ...], tuple[str, str]] = {}
+    reasons: Counter = Counter()
+    unprotected = 0
+    for model in build_measure_models(figures.rows, figures.unmatched, figures.cells, figures.sources):
+        suppression = model.suppress(options.min_cell)
+        reasons.update(suppression.reasons.values())
+        unprotected += len(suppression.unprotected)
+        hidden |= {key: measure_reasons(model, suppression, key) for key in model.row_keys()}
+    return Measures(publish_measures(figures.rows, hidden, options.reference),
+                    publish_unmatched(figures.unmatched, hidden), hidden, figures, reasons, unprotected)
 
 
 def folder_names(groups: Sequence[str], by: str) -> dict[str, str]:

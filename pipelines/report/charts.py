@@ -53,7 +53,7 @@ def share_bars(points: Sequence[Mapping[str, Any]], order: Sequence[str], goal: 
         layers.append(alt.Chart(alt.Data(values=[{"goal": goal}])).mark_rule(
             strokeDash=[5, 3], color="#c0392b", strokeWidth=2).encode(x="goal:Q"))
     chart = alt.layer(*layers).properties(width=WIDTH, height=alt.Step(13 if len(series) > 1 else 18))
-    return inline_svg(_config(chart).to_dict())
+    return inline_svg(_config(chart).to_dict(validate=False))
 
 
 def trend_lines(points: Sequence[Mapping[str, Any]], goal: float) -> Markup:
@@ -69,7 +69,33 @@ def trend_lines(points: Sequence[Mapping[str, Any]], goal: float) -> Markup:
         color=alt.Color("series:N", sort=series, scale=alt.Scale(domain=series, range=PALETTE[:len(series)])))
     rule = alt.Chart(alt.Data(values=[{"goal": goal}])).mark_rule(strokeDash=[5, 3], color="#c0392b").encode(
         y="goal:Q")
-    return inline_svg(_config(alt.layer(lines, rule).properties(width=WIDTH, height=180)).to_dict())
+    return inline_svg(_config(alt.layer(lines, rule).properties(width=WIDTH, height=180)).to_dict(validate=False))
+
+
+def rate_panels(panels: Sequence[tuple[str, Sequence[Mapping[str, Any]], float | None]]) -> Markup:
+    """One panel per stratifier, stacked: per stratum its rate as a dot on its 95% interval (a line), the rate
+    written beside it; a rate not shown has its `marker` (`NA`, `<11`, `hidden`) written at 0 instead; the
+    reference rate is a dashed rule, so that a gap is seen at a glance.
+
+    panels: (title, points {"label", "rate", "low", "high" (None when not shown), "marker"}, reference rate).
+    """
+    x_scale = alt.Scale(domain=[0, 1])
+    charts = []
+    for title, points, reference in panels:
+        data = alt.Data(values=[{**p, "at": p["high"] if p["rate"] is not None else 0,
+                                 "text": p["marker"] or _percent(p["rate"])} for p in points])
+        base = alt.Chart(data).encode(y=alt.Y("label:N", sort=[p["label"] for p in points], title=None))
+        shown = base.transform_filter("datum.rate != null")
+        layers = [shown.mark_rule(strokeWidth=2, color=PALETTE[0]).encode(
+                      x=alt.X("low:Q", scale=x_scale, title="rate, with its 95% interval",
+                              axis=alt.Axis(format="%", tickCount=5)), x2="high:Q"),
+                  shown.mark_point(filled=True, size=45, color=PALETTE[0], opacity=1).encode(x="rate:Q"),
+                  base.mark_text(align="left", dx=4, fontSize=10, color="#333").encode(x="at:Q", text="text:N")]
+        if reference is not None:
+            layers.append(alt.Chart(alt.Data(values=[{"reference": reference}])).mark_rule(
+                strokeDash=[5, 3], color="#c0392b", strokeWidth=2).encode(x="reference:Q"))
+        charts.append(alt.layer(*layers).properties(title=title, width=WIDTH, height=alt.Step(16)))
+    return inline_svg(_config(alt.vconcat(*charts, spacing=18)).to_dict(validate=False))
 
 
 def _percent(share: float | None) -> str:

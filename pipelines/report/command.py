@@ -4,9 +4,14 @@ from __future__ import annotations
 import argparse
 import csv
 import logging
+from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipelines.errors import EXIT_OK, UsageError
+
+if TYPE_CHECKING:
+    from pipelines.report.build import Measures, ReportOptions
 
 log = logging.getLogger(__name__)
 DEFAULT_MIN_CELL = 11  # CMS cell size suppression policy and CalHHS DDG: counts from 1 to 10 are not published
@@ -24,6 +29,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "internal use")
     parser.add_argument("--by", choices=BY_FIELDS, metavar="FIELD",
                         help="also one folder and page per provider organization: " + " or ".join(BY_FIELDS))
+    parser.add_argument("--measures", nargs="+", default=[], metavar="FILE",
+                        help="member-level quality-measure results (CSV or Parquet with patient_id, measure, "
+                             "denominator, numerator[, source, exclusion]; or FHIR MeasureReports of type "
+                             "individual): adds measures.csv/.parquet and a section of index.html, stratified by "
+                             "HEDIS race, HEDIS ethnicity and OMB 2024 category")
+    parser.add_argument("--reference-group", action="append", type=_reference_group, default=[],
+                        metavar="STRATIFIER=STRATUM",
+                        help="the group each stratum is compared with, per stratifier (default: the measure's "
+                             "overall rate, Total); repeat for each, e.g. --reference-group hedis_race=White "
+                             "--reference-group hedis_ethnicity=NotHispanicOrLatino")
 
 
 def _min_cell(text: str) -> int:
@@ -37,19 +52,44 @@ def _min_cell(text: str) -> int:
     return value
 
 
+def _reference_group(text: str) -> tuple[str, str]:
+    from pipelines.report.measures import STRATIFIERS, TOTAL
+
+    stratifier, _, stratum = text.partition("=")
+    if stratifier not in STRATIFIERS:
+        raise argparse.ArgumentTypeError(f"{text!r}: give STRATIFIER=STRATUM, STRATIFIER one of "
+                                         f"{', '.join(STRATIFIERS)}")
+    if stratum not in (TOTAL, *STRATIFIERS[stratifier]):
+        raise argparse.ArgumentTypeError(f"{text!r}: {stratifier} has the strata {', '.join(STRATIFIERS[stratifier])}"
+                                         f" (and {TOTAL})")
+    return stratifier, stratum
+
+
+def _reference(groups: list[tuple[str, str]], measures: list[str]) -> dict[str, str]:
+    if groups and not measures:
+        raise UsageError("report: --reference-group needs --measures")
+    named = [stratifier for stratifier, _ in groups]
+    twice = sorted({s for s in named if named.count(s) > 1})
+    if twice:
+        raise UsageError(f"report: --reference-group names {', '.join(twice)} more than once")
+    return dict(groups)
+
+
 def run(args: argparse.Namespace) -> int:
     from pipelines.report.build import ReportOptions, create_views, make_report, read_figures
+    from pipelines.report.measure_inputs import read_measure_inputs
     from pipelines.tables import PATIENTS
     from pipelines.warehouse import connect, table_exists
 
     options = ReportOptions(out=Path(args.out), sources=tuple(args.source), min_cell=args.min_cell, by=args.by,
-                            goal=args.completeness_goal)
+                            goal=args.completeness_goal, reference=_reference(args.reference_group, args.measures))
     _check_out(options.out)
+    measures = read_measure_inputs(args.measures) if args.measures else None
     with connect(args.warehouse, create=False) as con:
         if not table_exists(con, PATIENTS):
             raise UsageError(f"{args.warehouse} has no {PATIENTS} table: nothing has landed yet")
         views = create_views(con)
-        figures = read_figures(con, options)
+        figures = read_figures(con, options, measures)
     report = make_report(figures, options)
     for line in write_report(report):
         print(line)
@@ -95,5 +135,42 @@ def write_report(report) -> list[str]:
             writer.writerows((folder, "" if grp == NO_GROUP else grp) for grp, folder in folders.items())
         lines.append(f"wrote {len(folders)} provider folders (files and index.html each) under {options.out}/, "
                      f"listed in {options.out / PROVIDERS_FILE}")
+    if report.measures:
+        lines += write_measures(report.measures, options)
     lines.append(f"wrote {page}")
+    return lines
+
+
+def write_measures(measures: "Measures", options: "ReportOptions") -> list[str]:
+    """measures and measures_unmatched (CSV and Parquet), measures_rejected.csv; the lines that say what became
+    of the results read."""
+    from pipelines.report.build import MEASURE_REJECTS
+    from pipelines.report.publish import MEASURE_COLUMNS, UNMATCHED_COLUMNS, arrow_table, write_rejects, write_table
+    from pipelines.report.rates import MIN_DENOMINATOR
+
+    figures, counts = measures.figures, measures.figures.counts
+    write_table(arrow_table(measures.rows, empty=MEASURE_COLUMNS), options.out, "measures")
+    write_table(arrow_table(measures.unmatched, empty=UNMATCHED_COLUMNS), options.out, "measures_unmatched")
+    write_rejects(figures.rejects, options.out / MEASURE_REJECTS)
+    files = len(figures.files)
+    lines = [f"measures: {counts['results']} results read from {files} file{'s' if files != 1 else ''}: "
+             f"{counts['counted']} counted in a denominator ({counts['unmatched']} unmatched, counted in Unknown), "
+             f"{counts['excluded']} excluded, {counts['not_in_denominator']} not in a denominator"
+             + (f", {counts['left_out']} of sources left out by --source" if counts["left_out"] else "")]
+    rejected = Counter(r.reason for r in figures.rejects)
+    lines.append(f"measures: {sum(rejected.values())} rows rejected ("
+                 + ", ".join(f"{reason} {n}" for reason, n in sorted(rejected.items()))
+                 + f"): see {options.out / MEASURE_REJECTS}" if rejected else "measures: no row rejected")
+    if figures.other_resources:
+        lines.append(f"measures: {sum(figures.other_resources.values())} resources other than MeasureReport ignored ("
+                     + ", ".join(f"{t} {n}" for t, n in sorted(figures.other_resources.items())) + ")")
+    hidden = measures.reasons
+    if options.min_cell > 1:
+        lines.append(f"measures suppression: {hidden['primary']} denominators and numerators from 1 to "
+                     f"{options.min_cell - 1} hidden, {hidden['complementary']} more to protect them and the "
+                     f"members not in a numerator; rates with a denominator under {MIN_DENOMINATOR} are NA")
+    if measures.unprotected:
+        lines.append(f"warning: {measures.unprotected} hidden measure counts remain derivable from "
+                     "published zeros; see docs/report.md")
+    lines.append(f"wrote measures and measures_unmatched (CSV and Parquet) and {MEASURE_REJECTS} to {options.out}/")
     return lines

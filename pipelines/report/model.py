@@ -131,7 +131,8 @@ def _identities(b: _Builder, bases: Mapping[str, Sequence[Row]]) -> Iterable[tup
             yield frozenset(b.population[PEOPLE, grp, source]), frozenset(members)
 
 
-def _relation(whole: int | None, parts: Iterable[int | None]) -> tuple[int, tuple[int, ...]] | None:
+def sum_relation(whole: int | None, parts: Iterable[int | None]) -> tuple[int, tuple[int, ...]] | None:
+    """`whole` is the sum of `parts` (figure indices; None is a zero, and a part that is the whole adds nothing)."""
     found = tuple(sorted({p for p in parts if p is not None} - {whole}))
     return (whole, found) if whole is not None and found else None
 
@@ -148,13 +149,13 @@ def _relations(definitions: Sequence[Table], rows: Mapping[str, Sequence[Row]], 
             for stratum, figure in parts:
                 series[t.name, stratum][level] = figure
             if not t.overlapping:
-                found.add(_relation(b.figure_of[(TOTAL, *level)], (figure for _, figure in parts)))
+                found.add(sum_relation(b.figure_of[(TOTAL, *level)], (figure for _, figure in parts)))
     for cells in series.values():
         for (grp, source), whole in cells.items():
             if source == ALL:
-                found.add(_relation(whole, (f for (g, s), f in cells.items() if g == grp and s != ALL)))
+                found.add(sum_relation(whole, (f for (g, s), f in cells.items() if g == grp and s != ALL)))
             if b.by_group and grp == ALL:
-                found.add(_relation(whole, (f for (g, s), f in cells.items() if s == source and g != ALL)))
+                found.add(sum_relation(whole, (f for (g, s), f in cells.items() if s == source and g != ALL)))
     found |= set(_coarsenings(definitions, rows, b, figures))
     return sorted(r for r in found if r is not None)
 
@@ -183,4 +184,4 @@ def _coarsenings(definitions: Sequence[Table], rows: Mapping[str, Sequence[Row]]
                     parts = [f for _, f in levels[other.name][level]
                              if f is not None and figures[f].members <= figures[whole].members]
                     if parts and frozenset().union(*(figures[p].members for p in parts)) == figures[whole].members:
-                        yield _relation(whole, parts)
+                        yield sum_relation(whole, parts)

@@ -98,14 +98,18 @@ class Section:
     chart: Any = None
 
 
+def count_cell(count: int | None, reason: str, min_cell: int, share: str = "") -> Cell:
+    """A published count (with its share), or the marker of a hidden one: `<11` (primary) or `hidden`."""
+    if reason:
+        return Cell(f"<{min_cell}" if reason == PRIMARY else "hidden", "", reason)
+    return Cell(f"{count:,}", share, "")
+
+
 def cell(row: Mapping[str, Any] | None, min_cell: int) -> Cell:
     if row is None:
         return Cell("", "", "")
-    reason = row["suppression_reason"]
-    if reason:
-        return Cell(f"<{min_cell}" if reason == PRIMARY else "hidden", "", reason)
     share = "" if row["share"] is None else f"{row['share']:.1%}"
-    return Cell(f"{row['patients']:,}", share, "")
+    return count_cell(row["patients"], row["suppression_reason"], min_cell, share)
 
 
 def columns(report: "Report", grp: str) -> list[Column]:
@@ -187,9 +191,12 @@ def headline(report: "Report", grp: str) -> dict[str, Any]:
 def report_page(report: "Report", grp: str, provider_pages: Mapping[str, str] | None = None,
                 by: str | None = None) -> str:
     """index.html of the plan (grp ALL) or of one provider group."""
+    from pipelines.report.measures_page import measures_section
+
     cols = columns(report, grp)
     names = ["completeness"] + [t.name for t in report_tables() if t.name != "completeness"]
     return render("report.html.j2", report=report, options=report.options, columns=cols,
+                  measures=measures_section(report) if grp == ALL else None,
                   sections=[section(report, n, cols) for n in names],
                   completeness_chart=completeness_chart(report, cols),
                   trend_chart=trend_chart(report) if grp == ALL else None,

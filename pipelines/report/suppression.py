@@ -20,6 +20,11 @@ Rules (docs/report.md names their sources):
     summing to less than min_cell (one more is hidden).
 Each check is an integer feasibility problem (scipy's HiGHS MILP). Hiding one more figure only relaxes the
 system, so a figure once protected stays protected: each is checked until it passes, never again after.
+
+A figure may be *unpublished* (`Figure.published` False): a count that no file shows but that others imply, such
+as the members of a measure's denominator who are not in its numerator (denominator minus numerator). The
+outsider knows nothing of it beyond the system (at least 0); from 1 to min_cell - 1 it is protected like a
+primary count; it is never chosen to be hidden (it is not shown anyway) and never reported as hidden.
 """
 from __future__ import annotations
 
@@ -32,6 +37,7 @@ from scipy.sparse import csr_array
 
 PRIMARY = "primary"
 COMPLEMENTARY = "complementary"
+UNPUBLISHED = "unpublished"  # internal: an implied count no file shows (Figure.published False)
 CALHHS_SMALL_VALUE = 3  # CalHHS DDG 4.4.1: "suppress one more cell if every suppressed value ... is <= 3"
 CANDIDATES_TRIED = 6  # complementary candidates tried, smallest first, before falling back to the smallest
 
@@ -42,11 +48,13 @@ class Figure:
 
     cost: what hiding it loses, to choose complementary cells (default its value: hide small counts; a total or
     an `(all)` row costs more, for it is what readers look at first).
+    published: False for a count no file shows but the published ones imply (module docstring).
     """
 
     members: frozenset[int]
     value: int
     cost: float | None = None
+    published: bool = True
 
     def hiding_cost(self) -> float:
         return self.value if self.cost is None else self.cost
@@ -79,8 +87,8 @@ class Suppression:
 
 
 def primary_suppressed(problem: Problem, min_cell: int) -> dict[int, str]:
-    """Counts from 1 to min_cell - 1."""
-    return {i: PRIMARY for i, f in enumerate(problem.figures) if 0 < f.value < min_cell}
+    """Published counts from 1 to min_cell - 1."""
+    return {i: PRIMARY for i, f in enumerate(problem.figures) if f.published and 0 < f.value < min_cell}
 
 
 def suppress(problem: Problem, min_cell: int) -> Suppression:
@@ -91,6 +99,7 @@ def suppress(problem: Problem, min_cell: int) -> Suppression:
     if min_cell <= 1:
         return Suppression({})
     hidden = primary_suppressed(problem, min_cell)
+    hidden.update({i: UNPUBLISHED for i, f in enumerate(problem.figures) if not f.published})
     system = _System(problem, min_cell)
     settled: set[int] = set()  # protected (for good: hiding more only relaxes the system) or unprotectable
     unprotected: list[int] = []
@@ -98,7 +107,7 @@ def suppress(problem: Problem, min_cell: int) -> Suppression:
         _apply_row_rules(problem, hidden, min_cell)
         exposed = _first_exposed(system, hidden, settled)
         if exposed is None:
-            return Suppression(dict(hidden), tuple(sorted(unprotected)))
+            return Suppression({i: r for i, r in hidden.items() if r != UNPUBLISHED}, tuple(sorted(unprotected)))
         complement = _choose_complement(problem, system, hidden, exposed)
         if complement is None:
             unprotected.append(exposed)
@@ -119,9 +128,12 @@ def _first_exposed(system: "_System", hidden: Mapping[int, str], settled: set[in
 
 
 def _row_needs_more(problem: Problem, hidden: Mapping[int, str], members: Sequence[int], min_cell: int) -> bool:
-    values = [problem.figures[i].value for i in set(members) if i in hidden]
-    if not values:
-        return False
+    """A row with a count to protect whose unknown counts (hidden, or unpublished and not 0) are one alone, all
+    tiny, or add up to less than min_cell."""
+    unknown = {i: problem.figures[i].value for i in set(members) if i in hidden and problem.figures[i].value > 0}
+    if not any(hidden[i] != UNPUBLISHED or v < min_cell for i, v in unknown.items()):
+        return False  # nothing to protect: no hidden count, only unpublished ones that may be worked out
+    values = list(unknown.values())
     return len(values) == 1 or all(v <= CALHHS_SMALL_VALUE for v in values) or sum(values) < min_cell
 
 
@@ -184,21 +196,25 @@ class _System:
 
     def protected(self, hidden: Mapping[int, str], figure: int) -> bool:
         value = self.problem.figures[figure].value
+        if hidden[figure] == UNPUBLISHED and not 0 < value < self.min_cell:
+            return True  # an implied count of 0 or min_cell or more may be worked out
         with_markers = self._bounds(hidden, markers=True)
         if not (self._feasible(with_markers, figure, upper=value - 1)
                 or self._feasible(with_markers, figure, lower=value + 1)):
             return False  # pinned
-        if hidden.get(figure) == PRIMARY:  # could it be min_cell or more, as far as the published figures say?
+        if hidden[figure] in (PRIMARY, UNPUBLISHED):  # could it be min_cell or more, as far as the figures say?
             return self._feasible(self._bounds(hidden, markers=False), figure, lower=self.min_cell)
         return True
 
     def _bounds(self, hidden: Mapping[int, str], markers: bool) -> tuple[np.ndarray, np.ndarray]:
         """Per figure: its value when published; when hidden, >= 1, and with the markers 1..min_cell-1
-        (primary) or >= min_cell (complementary)."""
+        (primary) or >= min_cell (complementary); unpublished, >= 0 (nothing says it is not 0)."""
         values = np.array([f.value for f in self.problem.figures], dtype=float)
         lower, upper = values.copy(), values.copy()
         for i, reason in hidden.items():
-            if not markers:
+            if reason == UNPUBLISHED:
+                lower[i], upper[i] = 0, np.inf
+            elif not markers:
                 lower[i], upper[i] = 1, np.inf
             elif reason == PRIMARY:
                 lower[i], upper[i] = 1, self.min_cell - 1

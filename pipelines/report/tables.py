@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from typing import TYPE_CHECKING, Any
 
 from pipelines.normalize.classify import DECLINED, MULTI, OMB2024_CATEGORIES, SOME_OTHER, UNKNOWN, race_category_2024
 from pipelines.normalize.policy import load_policy
 from pipelines.normalize.tables import read_rows, tables
 from pipelines.tables import PATIENTS
+
+if TYPE_CHECKING:
+    import duckdb
 
 ALL = "(all)"  # the source (or provider) of the rows that add up every source (or provider)
 NO_GROUP = "(none)"  # the provider group of patients without one
@@ -47,10 +51,24 @@ class Table:
     description: str = ""
 
 
-def _values(rows: list[tuple[str, ...]], columns: tuple[str, ...]) -> str:
-    """A VALUES relation with the given column names (strings quoted for SQL)."""
-    quoted = ", ".join("(" + ", ".join("'" + v.replace("'", "''") + "'" for v in row) + ")" for row in rows)
-    return f"(SELECT * FROM (VALUES {quoted}) AS v({', '.join(columns)}))"
+def records(con: "duckdb.DuckDBPyConnection", sql: str) -> list[dict[str, Any]]:
+    """The rows of a query as dicts."""
+    result = con.execute(sql)
+    names = [d[0] for d in result.description]
+    return [dict(zip(names, values)) for values in result.fetchall()]
+
+
+def quoted(value: str) -> str:
+    """A string as an SQL literal."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def values_relation(rows: list[tuple[str, ...]], columns: tuple[str, ...]) -> str:
+    """A VALUES relation with the given column names (strings quoted for SQL; no rows: an empty relation)."""
+    if not rows:
+        return "(SELECT " + ", ".join(f"NULL::VARCHAR AS {c}" for c in columns) + " WHERE false)"
+    listed = ", ".join("(" + ", ".join(quoted(v) for v in row) + ")" for row in rows)
+    return f"(SELECT * FROM (VALUES {listed}) AS v({', '.join(columns)}))"
 
 
 @functools.cache
@@ -93,7 +111,7 @@ def report_tables() -> tuple[Table, ...]:
                           "(overlapping: adds up to more than the reported total)"),
         Table("detailed_groups", "list_distinct(list_concat(race_detailed_codes, ethnicity_detailed_codes))",
               "detailed_groups", overlapping=True,
-              catalog=_values([row for row in detailed_codes()], ("stratum", "display", "domain", "category")),
+              catalog=values_relation(list(detailed_codes()), ("stratum", "display", "domain", "category")),
               description="Detailed CDCREC groups found (disaggregation; overlapping)"),
         Table("language", "preferred_language", "language",
               description="Preferred language (BCP-47 primary subtag; empty: not recorded)"),
@@ -126,8 +144,7 @@ def table_query(t: Table, population: str, by_group: bool) -> str:
     grp = _label("grp", by_group)
     src = _label("source", True)
     stratum = f"unnest({t.stratum})" if t.overlapping else t.stratum
-    listed = _values([(s, f"{i:03d}") for i, s in enumerate(t.strata)], ("stratum", "ord")) if t.strata else (
-        "(SELECT NULL::VARCHAR AS stratum, NULL::VARCHAR AS ord WHERE false)")
+    listed = values_relation([(s, f"{i:03d}") for i, s in enumerate(t.strata)], ("stratum", "ord"))
     found = ("SELECT DISTINCT stratum, NULL::VARCHAR AS ord FROM classified c WHERE NOT EXISTS "
              "(SELECT 1 FROM listed WHERE listed.stratum IS NOT DISTINCT FROM c.stratum)")
     if t.catalog:

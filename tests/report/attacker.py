@@ -9,6 +9,7 @@ import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
 
 ALL = "*"
+UNPUBLISHED = "unpublished"  # the reason a test gives a figure that no file shows
 CAP = 10_000  # larger than any count in the tests: a bound at CAP means "unbounded"
 
 
@@ -45,10 +46,13 @@ def integer_range(n: int, known: Iterable[tuple[frozenset[int], float, float]],
 def knowledge(figures: Mapping[object, tuple[frozenset[int], int]], reasons: Mapping[object, str], min_cell: int,
               markers: bool) -> list[tuple[frozenset[int], float, float]]:
     """What the published tables say: each published value exactly; a hidden one is at least 1 (zeros are always
-    published) and, reading the suppression_reason column, 1..min_cell-1 (primary) or min_cell or more."""
+    published) and, reading the suppression_reason column, 1..min_cell-1 (primary) or min_cell or more; an
+    unpublished one (a count no file shows, such as a denominator minus its numerator) nothing."""
     known = []
     for key, (members, value) in figures.items():
         reason = reasons.get(key, "")
+        if reason == UNPUBLISHED:
+            continue
         if not reason:
             known.append((members, value, value))
         elif not markers:
@@ -63,16 +67,19 @@ def knowledge(figures: Mapping[object, tuple[frozenset[int], int]], reasons: Map
 def leaks(n: int, figures: Mapping[object, tuple[frozenset[int], int]], reasons: Mapping[object, str],
           min_cell: int) -> list[tuple[object, str]]:
     """Every hidden figure the outsider recovers exactly, or shows to be from 1 to min_cell - 1 without reading
-    the markers; and every published count from 1 to min_cell - 1."""
+    the markers; every unpublished one from 1 to min_cell - 1 recovered or shown small; and every published count
+    from 1 to min_cell - 1."""
     found = [(key, "published small") for key, (_, value) in figures.items()
              if not reasons.get(key) and 0 < value < min_cell]
     with_markers = knowledge(figures, reasons, min_cell, markers=True)
     without = knowledge(figures, reasons, min_cell, markers=False)
     for key, reason in reasons.items():
-        members = figures[key][0]
+        members, value = figures[key]
+        if reason == UNPUBLISHED and not 0 < value < min_cell:
+            continue  # an unpublished count of 0 or min_cell or more may be worked out
         low, high = integer_range(n, with_markers, members)
         if low == high:
             found.append((key, f"pinned at {low}"))
-        elif reason == "primary" and integer_range(n, without, members)[1] < min_cell:
+        elif reason in ("primary", UNPUBLISHED) and integer_range(n, without, members)[1] < min_cell:
             found.append((key, "shown small"))
     return found

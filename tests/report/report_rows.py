@@ -10,7 +10,7 @@ from typing import Any, Iterable
 import pyarrow as pa
 
 from pipelines.normalize.classify import MULTI
-from pipelines.tables import PATIENTS, arrow_schema
+from pipelines.tables import DELETED, PATIENTS, arrow_schema
 from pipelines.warehouse import connect, ensure_tables
 
 UTC = dt.timezone.utc
@@ -39,11 +39,19 @@ def many(count: int, prefix: str, **values: Any) -> list[dict[str, Any]]:
     return [person(f"{prefix}-{i}", **values) for i in range(count)]
 
 
-def build_warehouse(path: Path, rows: list[dict[str, Any]]) -> Path:
-    """A warehouse holding exactly `rows` in patient_demographics (every other table empty)."""
+def deletion(patient_id: str, source: str = "feed_a") -> dict[str, Any]:
+    """One deleted_patients row: the patient left patient_demographics."""
+    return dict(source=source, patient_id=patient_id, deleted_at=WHEN, input_file=f"/data/{source}.ndjson",
+                input_position="line 1", ingested_at=WHEN, run_id="test-run")
+
+
+def build_warehouse(path: Path, rows: list[dict[str, Any]], deleted: Iterable[dict[str, Any]] = ()) -> Path:
+    """A warehouse holding exactly `rows` in patient_demographics and `deleted` in deleted_patients (every other
+    table empty)."""
     with connect(path) as con:
         ensure_tables(con)
-        con.register("_rows", pa.Table.from_pylist(rows, schema=arrow_schema(PATIENTS)))
-        con.execute(f"INSERT INTO {PATIENTS} SELECT * FROM _rows")
-        con.unregister("_rows")
+        for table, content in ((PATIENTS, rows), (DELETED, list(deleted))):
+            con.register("_rows", pa.Table.from_pylist(content, schema=arrow_schema(table)))
+            con.execute(f"INSERT INTO {table} SELECT * FROM _rows")
+            con.unregister("_rows")
     return path

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+from test_measures_command import write_csv
 from test_report_command import feeds
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -25,9 +26,24 @@ def pages(tmp_path_factory):
     warehouse = build_warehouse(folder / "warehouse.duckdb", feeds())
     assert main(["validate", "--warehouse", str(warehouse), "--html", str(folder / "validation.html"),
                  "--log-level", "WARNING"]) in (0, 1)
+    results = write_csv(folder / "results.csv", measure_results(feeds()))
     assert main(["report", "--warehouse", str(warehouse), "--out", str(folder / "out"), "--by",
-                 "managing_organization", "--log-level", "WARNING"]) == 0
+                 "managing_organization", "--measures", str(results), "--log-level", "WARNING"]) == 0
     return folder / "out"
+
+
+def measure_results(patients):
+    """CBP for every patient (met by one in two, by one in three of those with a provider Organization/2), one
+    result of a member who is not in the warehouse; SMALL for the 25 White patients of feed_b, 12 met (a rate
+    that is NA: under 30, though no count is small)."""
+    found = [{"patient_id": p["patient_id"], "source": p["source"], "measure": "CBP", "denominator": True,
+              "numerator": i % (3 if p["managing_organization"] == "Organization/2" else 2) == 0}
+             for i, p in enumerate(patients)]
+    white_b = [p for p in patients if p["patient_id"].startswith("PATIENT-SECRET-b-white")]
+    found += [{"patient_id": p["patient_id"], "source": "feed_b", "measure": "SMALL", "denominator": True,
+               "numerator": i < 12} for i, p in enumerate(white_b)]
+    return found + [{"patient_id": "not-in-warehouse", "source": "feed_a", "measure": "CBP", "denominator": True,
+                     "numerator": False}]
 
 
 def test_page_is_self_contained_with_inline_charts_and_marked_suppression(pages):
@@ -41,6 +57,22 @@ def test_page_is_self_contained_with_inline_charts_and_marked_suppression(pages)
                     "language"):
         assert f'id="{section}"' in page
     assert 'href="organization-1/index.html"' in page
+    assert 'id="measures"' in page and 'id="measure-cbp"' in page and "Unmatched results" in page
+    assert "PATIENT-SECRET" not in page and "not-in-warehouse" not in page
+
+
+def test_measures_chart_draws_rates_intervals_markers_and_the_reference(pages):
+    page = (pages / "index.html").read_text(encoding="utf-8")
+    cbp = page[page.index('id="measure-cbp"'):page.index('id="measure-small"')]
+    chart = cbp[cbp.index("<svg"):cbp.index("</svg>")]
+    for stratifier in ("HEDIS race", "HEDIS ethnicity", "OMB 2024 category"):
+        assert stratifier in chart
+    assert chart.count("mark-rule") >= 3 and "mark-symbol" in chart and "stroke-dasharray" in chart
+    assert ">&lt;11</text>" in chart and ">hidden</text>" in chart  # suppressed rates are marked, not drawn
+    small = page[page.index('id="measure-small"'):]
+    assert ">NA</text>" in small[:small.index("</svg>")]  # and so is a rate with a denominator under 30
+    provider = (pages / "organization-2" / "index.html").read_text(encoding="utf-8")
+    assert 'id="measures"' not in provider  # the plan's page only
 
 
 def test_provider_page_shows_the_plan_beside_the_provider(pages):
@@ -76,7 +108,10 @@ def test_page_in_chromium_draws_charts_fits_a_laptop_and_asks_for_nothing(browse
     page = open_page(browser, pages / "index.html", requests)
     assert page.evaluate("document.documentElement.scrollWidth") <= 1280
     charts = page.locator("figure.chart svg")
-    assert charts.count() >= 9
+    assert charts.count() >= 10
+    assert page.locator("#measures figure.chart svg .mark-rule line, #measures figure.chart svg .mark-rule path"
+                        ).count() >= 3  # intervals, drawn
+    assert page.locator("#measures figure.chart svg .mark-symbol path").count() >= 2  # rates, drawn
     assert page.locator("figure.chart svg .mark-rect path").count() >= 20  # bars, drawn
     assert page.locator("td.primary").count() > 0
     shot = tmp_path / "report.png"
