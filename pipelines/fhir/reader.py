@@ -48,11 +48,12 @@ class FileReader:
     """
 
     def __init__(self, raw: IO[bytes], name: str, limits: ReadLimits = ReadLimits(),
-                 is_demographic_observation: Callable[[dict], bool] = _never, start: int = 0, end: int | None = None):
+                 is_demographic_observation: Callable[[dict], bool] = _never, start: int = 0, end: int | None = None,
+                 keep: Callable[[dict], bool] | None = None):
         self.name, self.limits, self.start, self.end = name, limits, start, end
         self.source = RawRange(raw, start, end)
         self.content_position = start  # offset in the (decompressed) content after the last line read
-        self.walker = DocumentWalker(is_demographic_observation, limits.max_records_per_document)
+        self.walker = DocumentWalker(is_demographic_observation, limits.max_records_per_document, keep)
 
     @property
     def raw_position(self) -> int:
@@ -67,7 +68,8 @@ class FileReader:
         return self.source.bytes_hashed
 
     def records(self) -> Iterator[Any]:
-        """Patients, Rejections, Deletions, OtherResources (records) and FeedObservations (not records)."""
+        """Patients, Rejections, Deletions, OtherResources (records); FeedObservations and KeptResources (not
+        records)."""
         try:
             if self.start > 0:
                 yield from self._ndjson(self._lines(continuation=True), [])
@@ -253,7 +255,7 @@ def collect(reader: FileReader) -> FileContents:
             out.deletions.append(record)
         elif isinstance(record, OtherResource):
             out.other_resources[record.resource_type] += 1
-        else:
+        elif isinstance(record, FeedObservation):
             out.unmatched_observations.append(record)
     out.content_sha256, out.raw_bytes = reader.content_sha256, reader.raw_bytes
     return out

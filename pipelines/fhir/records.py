@@ -61,6 +61,15 @@ class FeedObservation:
     resource: dict[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class KeptResource:
+    """Not a record: a resource of a kind the caller asked to keep (MeasureReports for `report --measures`), with
+    its position; it is counted as an OtherResource too."""
+
+    position: str
+    resource: dict[str, Any]
+
+
 Record = FoundPatient | Rejection | Deletion | OtherResource
 
 

@@ -14,7 +14,7 @@ from typing import Any, Callable
 import orjson
 
 from pipelines.fhir import reasons as R
-from pipelines.fhir.records import (Deletion, FeedObservation, FoundPatient, OtherResource, Rejection,
+from pipelines.fhir.records import (Deletion, FeedObservation, FoundPatient, KeptResource, OtherResource, Rejection,
                                     parse_instant, patient_key_of_reference, raw_text)
 
 MAX_CONTAINER_DEPTH = 16
@@ -77,9 +77,11 @@ class DocumentWalker:
     """Finds the records of one document; `walk` returns them in document order, Patients last (after their
     Observations of the same document were matched to them)."""
 
-    def __init__(self, is_demographic_observation: Callable[[dict], bool], max_records: int):
+    def __init__(self, is_demographic_observation: Callable[[dict], bool], max_records: int,
+                 keep: Callable[[dict], bool] | None = None):
         self.is_demographic_observation = is_demographic_observation
         self.max_records = max_records
+        self.keep = keep
 
     def walk(self, value: Any, position: str, base_ordinal: int = 0) -> Events:
         self.events: Events = []
@@ -143,6 +145,8 @@ class DocumentWalker:
             self._other(resource_type)
             if resource_type == "Observation" and self.is_demographic_observation(value):
                 self.observations.append(value)
+            if self.keep is not None and self.keep(value):
+                self.events.append(KeptResource(position or "document", value))
 
     def _visit_bundle(self, bundle: dict[str, Any], position: str, depth: int) -> None:
         entries = bundle.get("entry")

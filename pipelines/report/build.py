@@ -12,6 +12,7 @@ from typing import Any
 import duckdb
 
 from pipelines.errors import UsageError
+from pipelines.report.command import BY_FIELDS
 from pipelines.report.measure_inputs import MeasureInput
 from pipelines.report.measure_model import build_measure_models
 from pipelines.report.measures import MeasureFigures, read_measure_figures
@@ -24,7 +25,6 @@ from pipelines.report.tables import (ALL, NO_GROUP, family_query, quoted, record
 from pipelines.tables import PATIENTS, VALIDATION
 from pipelines.warehouse import table_exists
 
-BY_FIELDS = ("managing_organization", "general_practitioner")
 PROVIDERS_FILE = "providers.csv"
 MEASURE_REJECTS = "measures_rejected.csv"  # for the plan: positions and reasons, never a value
 

@@ -14,13 +14,13 @@ if TYPE_CHECKING:
     from pipelines.report.build import Measures, ReportOptions
 
 log = logging.getLogger(__name__)
+# Provider fields of patient_demographics a report can be split by (one folder and page per provider).
+BY_FIELDS = ("managing_organization", "general_practitioner")
 DEFAULT_MIN_CELL = 11  # CMS cell size suppression policy and CalHHS DDG: counts from 1 to 10 are not published
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The report's own options (the CLI adds --warehouse, --completeness-goal and --log-level)."""
-    from pipelines.report.build import BY_FIELDS
-
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for the files and index.html")
     parser.add_argument("--source", nargs="+", default=[], metavar="NAME", help="report these sources only")
     parser.add_argument("--min-cell", type=_min_cell, default=DEFAULT_MIN_CELL, metavar="N",

@@ -191,6 +191,6 @@ def _renamed(values: Mapping[str, Any], names: list[str], columns: Mapping[str, 
 def _read_fhir(path: str) -> Iterator[tuple[str, MeasureResult | Invalid | OtherResource]]:
     with _open(path) as raw:
         try:
-            yield from read_measure_reports(raw)
+            yield from read_measure_reports(raw, path)
         except NotJson as err:
             raise UsageError(f"--measures {path}: {err} (FHIR JSON was expected: it starts with {{)") from None

@@ -2,10 +2,10 @@
 
 The shapes of contract section 2: one JSON document (a MeasureReport, a Bundle of any type, nested Bundles,
 resources carried in `Parameters.parameter[].resource` and `part[]` as `$care-gaps` returns them) or NDJSON (one
-resource or Bundle per line), gzip or not, detected by content. The pipeline's reader (`pipelines.fhir`) finds
-Patients and counts every other resource without keeping it, so MeasureReports are walked here, with the same
-positions (`line 3`, `entry[2]`, `line 4 entry[0]`). Every resource found is one of: results (one per group), a
-reject (`measure_results.Invalid`), or another resource, counted by type.
+resource or Bundle per line), gzip or not, detected by content: read by the pipeline's own reader, which keeps
+MeasureReports for us, with the same positions as everywhere (`byte 312`, `entry[2]`, `byte 0 entry[0]`). Every
+resource found is one of: results (one per group), a reject (`measure_results.Invalid`), or another resource,
+counted by type.
 
 A MeasureReport gives, per group: patient = `subject.reference` (`Patient/<id>`, absolute or not, a `urn:uuid:`
 fullUrl as it is), measure = `measure_name(MeasureReport.measure)`, and the populations `denominator`,
@@ -13,22 +13,18 @@ fullUrl as it is), measure = `measure_name(MeasureReport.measure)`, and the popu
 """
 from __future__ import annotations
 
-import gzip
-import itertools
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
-import orjson
-
-from pipelines.fhir.reader import patient_key_of_reference
+from pipelines.fhir import reasons as R
+from pipelines.fhir.reader import FileReader
+from pipelines.fhir.records import Deletion, FoundPatient, KeptResource, Rejection, patient_key_of_reference
+from pipelines.fhir.records import OtherResource as OtherRecord
 from pipelines.report.measure_results import Invalid, MeasureResult, check_result
 
 MEASURE_POPULATION = "http://terminology.hl7.org/CodeSystem/measure-population"
 POPULATIONS = {"denominator": "denominator", "numerator": "numerator", "denominator-exclusion": "exclusion"}
-MAX_DEPTH = 16  # containers nested deeper are rejected, not followed (hostile input)
-UTF8_BOM = b"\xef\xbb\xbf"
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,99 +121,34 @@ def results_of_report(report: dict[str, Any]) -> list[MeasureResult] | Invalid:
     return results
 
 
-def _contained(resource: dict[str, Any]) -> list[tuple[str, Any]] | None:
-    """(path, resource) of what a container carries: Bundle entries, Parameters parameters and their parts;
-    None when the container is malformed."""
-    if resource["resourceType"] == "Bundle":
-        entries = resource.get("entry", [])
-        if not isinstance(entries, list) or not all(isinstance(e, dict) and "resource" in e for e in entries):
-            return None
-        return [(f"entry[{i}]", e["resource"]) for i, e in enumerate(entries)]
-    found: list[tuple[str, Any]] = []
-    pending = [("", resource.get("parameter", []))]
-    while pending:
-        path, parameters = pending.pop()
-        if not isinstance(parameters, list) or not all(isinstance(p, dict) for p in parameters):
-            return None
-        for i, parameter in enumerate(parameters):
-            here = f"{path}{'.part' if path else 'parameter'}[{i}]"
-            if "resource" in parameter:
-                found.append((here, parameter["resource"]))
-            if "part" in parameter:
-                pending.append((here, parameter["part"]))
-    return found
+def _is_measure_report(resource: dict[str, Any]) -> bool:
+    return resource.get("resourceType") == "MeasureReport"
 
 
-def walk(value: Any, position: str, depth: int = 0) -> Iterator[tuple[str, Found]]:
-    """Every result, reject and other resource of one JSON document, with its position."""
-    kind = value.get("resourceType") if isinstance(value, dict) else None
-    if not isinstance(kind, str) or not kind:
-        yield position, Invalid("measure_report_not_fhir_resource", "not a FHIR resource")
-    elif kind in ("Bundle", "Parameters"):
-        inside = _contained(value) if depth < MAX_DEPTH else None
-        if inside is None:
-            yield position, Invalid("measure_report_invalid_container", f"a malformed or too deeply nested {kind}")
-            return
-        for path, resource in inside:
-            yield from walk(resource, f"{position} {path}".strip(), depth + 1)
-    elif kind == "MeasureReport":
-        found = results_of_report(value)
-        for result in found if isinstance(found, list) else [found]:
-            yield position, result
-    else:
-        yield position, OtherResource(kind)
+# The reader's dead letters, as rejects of measure results; the others make the file unreadable (one line, exit 2).
+_REJECTS = {R.INVALID_JSON: "measure_report_invalid_json", R.NOT_FHIR_RESOURCE: "measure_report_not_fhir_resource",
+            R.INVALID_BUNDLE: "measure_report_invalid_container", R.BUNDLE_ENTRY_INVALID: "measure_report_invalid_container",
+            R.BUNDLE_ENTRY_WITHOUT_RESOURCE: "measure_report_invalid_container",
+            R.INVALID_PARAMETERS: "measure_report_invalid_container", R.PARAMETER_INVALID: "measure_report_invalid_container",
+            R.NESTING_TOO_DEEP: "measure_report_invalid_container", R.TOO_MANY_RECORDS: "measure_report_invalid_container",
+            R.PATIENT_WITHOUT_ID: "measure_report_not_fhir_resource", R.RECORD_TOO_LARGE: "measure_report_invalid_json",
+            R.DELETION_NOT_IDENTIFIED: "measure_report_invalid_container"}
 
 
-def read_measure_reports(stream: IO[bytes]) -> Iterator[tuple[str, Found]]:
-    """Everything found in a file's bytes (gzip detected by content). Raises NotJson when the file is neither
-    one JSON document nor NDJSON with a valid line, and OSError (gzip damage included) as it comes."""
-    try:
-        yield from _read(gzip.GzipFile(fileobj=stream) if stream.peek(2)[:2] == b"\x1f\x8b" else stream)
-    except (EOFError, zlib.error, gzip.BadGzipFile) as err:
-        raise OSError(f"damaged gzip data: {err}") from None
-
-
-def _lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:
-    """(line number, line) of the lines with content."""
-    for number, line in enumerate(stream, start=1):
-        if line.strip():
-            yield number, line.removeprefix(UTF8_BOM) if number == 1 else line
-
-
-def _parses(line: bytes) -> bool:
-    try:
-        orjson.loads(line)
-    except orjson.JSONDecodeError:
-        return False
-    return True
-
-
-def _read(stream: IO[bytes]) -> Iterator[tuple[str, Found]]:
-    """NDJSON when the first line is JSON on its own; else one document over several lines; else NDJSON whose
-    first line is broken (when another line is JSON)."""
-    lines = _lines(stream)
-    first = next(lines, None)
-    if first is None:
-        raise NotJson("the file is empty")
-    if _parses(first[1]):
-        yield from _ndjson(itertools.chain([first], lines))
-        return
-    rest = list(lines)
-    try:
-        document = orjson.loads(b"".join([first[1]] + [line for _, line in rest]))
-    except orjson.JSONDecodeError:
-        if not any(_parses(line) for _, line in rest):
-            raise NotJson("neither a JSON document nor NDJSON") from None
-        yield from _ndjson(itertools.chain([first], rest))
-        return
-    yield from walk(document, "")
-
-
-def _ndjson(lines: Iterator[tuple[int, bytes]]) -> Iterator[tuple[str, Found]]:
-    for number, line in lines:
-        try:
-            value = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            yield f"line {number}", Invalid("measure_report_invalid_json", "the line is not valid JSON")
-            continue
-        yield from walk(value, f"line {number}")
+def read_measure_reports(stream: IO[bytes], name: str = "") -> Iterator[tuple[str, Found]]:
+    """Every result, reject and other resource of a file, read by the pipeline's own reader (every shape of
+    contract section 2, gzip detected by content). Raises NotJson when the file as a whole cannot be read."""
+    for record in FileReader(stream, name, keep=_is_measure_report).records():
+        if isinstance(record, KeptResource):
+            found = results_of_report(record.resource)
+            for result in found if isinstance(found, list) else [found]:
+                yield record.position, result
+        elif isinstance(record, Rejection):
+            reason = _REJECTS.get(record.reason)
+            if record.position == "file" or reason is None:
+                raise NotJson(f"neither a JSON document nor NDJSON ({record.reason})")
+            yield record.position, Invalid(reason, record.message)
+        elif isinstance(record, OtherRecord) and record.resource_type != "MeasureReport":
+            yield "", OtherResource(record.resource_type)
+        elif isinstance(record, (FoundPatient, Deletion)):
+            yield "", OtherResource("Patient")

@@ -152,7 +152,7 @@ def measure_report(patient: str = "Patient/p1", measure: str = "https://www.ncqa
 def test_measure_reports(tmp_path, report, expected):
     found = read_measure_inputs([write(tmp_path / "r.json", json.dumps(report))])
     if isinstance(expected, str):
-        assert [(r.position, r.reason) for r in found.rejects] == [("line 1", expected)] and found.results == 0
+        assert [(r.position, r.reason) for r in found.rejects] == [("byte 0", expected)] and found.results == 0
     else:
         row = found.table().to_pylist()[0]
         assert tuple(row[c] for c in ("patient_id", "measure", "denominator", "numerator", "exclusion")) == expected
@@ -185,9 +185,10 @@ def test_bundles_parameters_ndjson_and_gzip_with_positions(tmp_path):
     path.write_bytes(gzip.compress("\n".join(lines).encode()))
     found = read_measure_inputs([path])
     assert [r["patient_id"] for r in found.table().to_pylist()] == ["p1", "p2", "p3"]
+    starts = [sum(len(line) + 1 for line in lines[:i]) for i in range(len(lines))]  # byte offset of each line
     assert [(r.position, r.reason) for r in found.rejects] == [
-        ("line 2", "measure_report_invalid_json"), ("line 5", "measure_report_not_fhir_resource"),
-        ("line 6", "measure_report_invalid_container")]
+        (f"byte {starts[1]}", "measure_report_invalid_json"), (f"byte {starts[4]}", "measure_report_not_fhir_resource"),
+        (f"byte {starts[5]}", "measure_report_invalid_container")]
     assert found.other_resources == {"Composition": 1, "Patient": 1}
 
 
@@ -198,7 +199,7 @@ def test_a_pretty_printed_bundle_and_an_ndjson_file_whose_first_line_is_broken(t
     assert pretty.results == 3 and not pretty.rejects
     broken = read_measure_inputs([write(tmp_path / "n.ndjson", "{cut\n" + json.dumps(measure_report()) + "\n")])
     assert broken.results == 1 and [(r.position, r.reason) for r in broken.rejects] == [
-        ("line 1", "measure_report_invalid_json")]
+        ("byte 0", "measure_report_invalid_json")]
 
 
 def test_containers_nested_too_deep_are_rejected_not_followed(tmp_path):
