@@ -6,9 +6,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
 import tempfile
 from collections import defaultdict
 from contextlib import contextmanager
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
@@ -21,6 +23,21 @@ from pipelines.fhir.plan import combined_sha256
 from pipelines.rows import staging_schema
 from pipelines.tables import DELETED as DELETED_TABLE, REJECTED as REJECTED_TABLE, arrow_schema
 from pipelines.warehouse.runs import COUNT_FIELDS, RunCounts
+
+
+def staging_root(warehouse: str) -> Path:
+    """Staging files live beside the warehouse (same disk as the data), in a hidden folder."""
+    path = Path(warehouse).resolve()
+    return path.parent / f".{path.name}.staging"
+
+
+def remove_stale_staging(warehouse: str, running: set[str]) -> None:
+    """Staging folders of runs that no longer run (killed): their batch never landed, they are garbage."""
+    root = staging_root(warehouse)
+    if root.is_dir():
+        for folder in root.iterdir():
+            if folder.name not in running:
+                shutil.rmtree(folder, ignore_errors=True)
 
 
 def list_folder(folder: str) -> list[str]:

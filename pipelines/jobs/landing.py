@@ -26,7 +26,7 @@ from pipelines.fhir.reader import ReadLimits
 from pipelines.fhir.records import Rejection
 from pipelines.normalize import Policy, load_policy
 from pipelines.rows import RowContext, rejected_table
-from pipelines.staging import StagedBatch, progress_of
+from pipelines.staging import StagedBatch, progress_of, staging_root
 from pipelines.validation.config import ValidationConfig
 from pipelines.warehouse.connection import LOCK_WAIT_SECONDS
 from pipelines.warehouse.runs import RunCounts
@@ -77,12 +77,6 @@ def ensure_runner(beam_args: list[str]) -> str:
     return DEFAULT_RUNNER
 
 
-def staging_root(warehouse: str) -> Path:
-    """Staging files live beside the warehouse (same disk as the data), in a hidden folder."""
-    path = Path(warehouse).resolve()
-    return path.parent / f".{path.name}.staging"
-
-
 @dataclass
 class Run:
     """A run in progress: its id, start and counts so far."""
@@ -104,7 +98,6 @@ def recorded_run(sink: Sink, mode: str, sources: Sequence[str], inputs: Sequence
     started_at = dt.datetime.now(dt.timezone.utc)
     run = Run(new_run_id(started_at), mode, started_at)
     sink.start_run(run.run_id, mode, sources, inputs, runner, started_at)
-    _remove_stale_staging(sink, run.run_id)
     try:
         yield run
     except BaseException as err:
@@ -337,18 +330,6 @@ def _size(path: str) -> int:
         return os.stat(path).st_size
     except OSError:
         return 0
-
-
-def _remove_stale_staging(sink: DuckDBWarehouse, current_run: str) -> None:
-    """Staging folders of runs that no longer run (killed): their batch never landed, they are garbage."""
-    root = staging_root(sink.path)
-    if not root.is_dir():
-        return
-    with sink.connect(read_only=False) as con:
-        running = {row[0] for row in con.execute("SELECT run_id FROM runs WHERE status = 'running'").fetchall()}
-    for folder in root.iterdir():
-        if folder.name != current_run and folder.name not in running:
-            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _remove_empty_parents(folder: Path, root: Path) -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, Sequence
 
 from pipelines.normalize import Policy
-from pipelines.staging import InputFileResult, StagedBatch
+from pipelines.staging import InputFileResult, StagedBatch, remove_stale_staging
 from pipelines.warehouse.commit import commit_batch
 from pipelines.warehouse.connection import LOCK_WAIT_SECONDS, connect, ensure_tables
 from pipelines.warehouse.export import export, plan_export
@@ -65,6 +65,8 @@ class DuckDBWarehouse:
             ensure_tables(con)
             repair(con, started_at)
             start_run(con, run_id, mode, sources, inputs, runner, started_at)
+            running = {row[0] for row in con.execute("SELECT run_id FROM runs WHERE status = 'running'").fetchall()}
+        remove_stale_staging(self.path, running)
 
     def finish_run(self, run_id: str, status: str, counts: RunCounts, ended_at: dt.datetime | None,
                    message: str | None = None) -> None:
