@@ -1,0 +1,24 @@
+"""Every input that ever broke the pipeline, kept in tests/fuzz/crashers/ as `<what>--<file name as read>`, replayed
+through every check of the fuzz harness."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.fuzz.harness import CRASHERS as FOLDER, land
+from tests.fuzz.properties import check_file
+
+CRASHERS = sorted(FOLDER.glob("*--*"))
+
+
+@pytest.mark.parametrize("path", CRASHERS, ids=[p.name for p in CRASHERS])
+def test_a_kept_crasher_is_read_without_failing(path: Path) -> None:
+    check_file(path.read_bytes(), path.name.split("--", 1)[1])
+
+
+@pytest.mark.parametrize("path", [p for p in CRASHERS if p.name.startswith("issue7-")], ids=lambda p: p.name)
+def test_the_records_of_issue_7_land_with_a_warning_not_a_reject(path: Path) -> None:
+    found = land(path.read_bytes(), path.name.split("--", 1)[1])
+    assert found.patients and not found.rejections and found.records_in == len(found.patients)
+
