@@ -232,3 +232,20 @@ def encodings(draw: Any, values: list[Any]) -> tuple[str, bytes]:
         name, data = name + ".gz", gzip.compress(data, mtime=0)
     return name, data
 
+
+DEEP = "@@deep@@"
+
+
+@st.composite
+def deep_documents(draw: Any) -> tuple[str, bytes]:
+    """(name, bytes): a Patient or a container with one value nested 200 to 1,100 levels deep somewhere (around the
+    255 levels orjson writes back and the 1,024 it reads), as text: no encoder writes that deep."""
+    document = full_patient("p") if draw(st.booleans()) else draw(containers())
+    paths = [p for p in paths_of(document) if "resourceType" not in p]
+    path = draw(st.sampled_from(paths))
+    _parent(document, path)[path[-1]] = DEEP
+    depth = draw(st.integers(200, 1100) | st.sampled_from([126, 127, 252, 253, 254, 255, 1022, 1023, 1024]))
+    opener, closer = draw(st.sampled_from([("[", "]"), ('{"a":', "}"), ('[{"url":', "}]")]))
+    nested = opener * depth + "1" + closer * depth
+    text = nested if draw(st.integers(0, 5)) == 0 else json.dumps(document).replace(json.dumps(DEEP), nested, 1)
+    return draw(st.sampled_from(["deep.json", "deep.ndjson"])), text.encode()

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from pipelines.fhir.lines import BLOCK_BYTES, GZIP_MAGIC
 from pipelines.fhir.plan import plan_reads
 from pipelines.fhir.reader import ReadLimits
-from tests.fuzz.fhir_json import as_json, containers, encodings, hostile_patients, mutated, resources
+from tests.fuzz.fhir_json import (as_json, containers, deep_documents, encodings, hostile_patients, mutated,
+                                  resources)
 from tests.fuzz.harness import LIMITS, SMALL, land, read
 
 # Ranges count the expanded-size limit per range, not per file: the small document and record limits only.
@@ -56,6 +57,12 @@ def any_json_value_is_a_record(data: Any) -> None:
     name, raw = data.draw(encodings(values), "file")
     held = sum(isinstance(v, dict) and v.get("resourceType") in ("Bundle", "Parameters") for v in values)
     assert land(raw, name).records_in >= len(values) - held
+
+
+def deep_json_is_read_or_rejected(data: Any) -> None:
+    """JSON nested deeper than anything after the reader can write back is a dead letter, not a crash."""
+    name, raw = data.draw(deep_documents(), "file")
+    land(raw, name)
 
 
 # ------------------------------------------------------------------ bytes: what a feed may deliver
@@ -146,6 +153,6 @@ def reading_memory_is_bounded(data: Any) -> None:
 
 PROPERTIES: tuple[Property, ...] = (
     hostile_patients_are_one_record_each, hostile_containers_are_records, any_json_value_is_a_record,
-    any_bytes_are_read, gzip_reads_as_plain, ranges_read_as_whole,
+    deep_json_is_read_or_rejected, any_bytes_are_read, gzip_reads_as_plain, ranges_read_as_whole,
     reading_memory_is_bounded,
 )

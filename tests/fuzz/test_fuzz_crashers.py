@@ -22,3 +22,8 @@ def test_the_records_of_issue_7_land_with_a_warning_not_a_reject(path: Path) -> 
     found = land(path.read_bytes(), path.name.split("--", 1)[1])
     assert found.patients and not found.rejections and found.records_in == len(found.patients)
 
+
+def test_json_nested_too_deep_to_write_back_is_a_dead_letter() -> None:
+    found = land((FOLDER / "deep-values--patients.ndjson").read_bytes(), "patients.ndjson")
+    assert [r.reason for r in found.rejections] == ["nesting_too_deep", "nesting_too_deep", "invalid_json",
+                                                     "nesting_too_deep"]
