@@ -140,9 +140,7 @@ class FileReader:
 
     def _ndjson(self, lines: Iterator[Line], head: list[Line]) -> Iterator[Any]:
         try:
-            for line in head:
-                yield from self._ndjson_line(line)
-            for line in lines:
+            for line in itertools.chain(head, lines):  # the head too: blank lines may put it past the range
                 if self.end is not None and line.offset >= self.end:
                     return
                 yield from self._ndjson_line(line)
