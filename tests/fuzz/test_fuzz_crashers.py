@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fuzz.harness import CRASHERS as FOLDER, land
+from tests.fuzz.harness import CRASHERS as FOLDER, land, patient_rows
 from tests.fuzz.properties import check_file
 
 CRASHERS = sorted(FOLDER.glob("*--*"))
@@ -27,3 +27,11 @@ def test_json_nested_too_deep_to_write_back_is_a_dead_letter() -> None:
     found = land((FOLDER / "deep-values--patients.ndjson").read_bytes(), "patients.ndjson")
     assert [r.reason for r in found.rejections] == ["nesting_too_deep", "nesting_too_deep", "invalid_json",
                                                      "nesting_too_deep"]
+
+
+@pytest.mark.parametrize("crasher, elements", [("issue7-contained-unknown-and-r5--patients.ndjson", ["contained"]),
+                                               ("issue7-photo-url-number--patient.json", ["photo"])])
+def test_strict_validation_names_the_element_even_where_fhir_resources_raises(crasher: str, elements: list) -> None:
+    found = land((FOLDER / crasher).read_bytes(), crasher.split("--", 1)[1])
+    rows = patient_rows(found, crasher, strict=True)
+    assert rows and all(row["fhir_invalid_elements"] == elements for row in rows)
