@@ -17,7 +17,7 @@ from typing import Any, Iterable, Iterator
 import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 
-from pipelines.beam.read import DELETED, OBSERVATIONS, PATIENTS, PROGRESS, REJECTED, STATS
+from pipelines.beam.read import DELETED, OBSERVATIONS, PATIENTS, PROGRESS, REJECTED, STATS, path_of_token
 from pipelines.beam.staging import STAGED_KINDS
 from pipelines.fhir.plan import combined_sha256
 from pipelines.rows import staging_schema
@@ -107,7 +107,7 @@ class StagedBatch:
         batch = cls(staging_dir, paths[PATIENTS], paths[REJECTED], paths[DELETED], _read_jsonl(paths[OBSERVATIONS]))
         by_file: dict[tuple[str, str | None], list[dict[str, Any]]] = defaultdict(list)
         for stats in _read_jsonl(paths[STATS]):
-            by_file[(stats["path"], stats["generation"])].append(stats)
+            by_file[(path_of_token(stats["path"]), stats["generation"])].append(stats)
             batch.counts.add_task_stats(stats)
         batch.counts.files_read = len(by_file)
         for (path, generation), parts in by_file.items():

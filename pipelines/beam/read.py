@@ -11,6 +11,7 @@ import datetime as dt
 import hashlib
 import logging
 import time
+import urllib.parse
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -62,6 +63,16 @@ class ReadSettings:
     limits: ReadLimits = field(default_factory=ReadLimits)
     chunk_rows: int = 20_000
     split_bytes: int | None = None  # None: pipelines.fhir.plan.SPLIT_BYTES
+
+
+def path_token(path: str) -> str:
+    """A path as text that Beam's coders accept: a file name that is not valid UTF-8 is listed with surrogate
+    escapes, which UTF-8 encoders refuse. `path_of_token` gives the path back exactly."""
+    return urllib.parse.quote(path, safe="/:", errors="surrogateescape")
+
+
+def path_of_token(token: str) -> str:
+    return urllib.parse.unquote(token, errors="surrogateescape")
 
 
 def task_key(file: InputFile, task: ReadTask) -> str:
@@ -147,7 +158,7 @@ class _TaskOutput:
             self.observations = []
 
     def stats(self, reader: FileReader | None) -> dict[str, Any]:
-        return {"input_file": self.file.name, "path": self.file.path, "source": self.file.source,
+        return {"input_file": self.file.name, "path": path_token(self.file.path), "source": self.file.source,
                 "order": self.file.order, "generation": self.file.generation,
                 "arrived_at": self.file.arrived_at.isoformat() if self.file.arrived_at else None, "part": self.task.part,
                 "parts": self.task.parts, "range_sha256": reader.content_sha256 if reader else None,

@@ -68,12 +68,13 @@ class RawRange:
             raw.seek(start)
 
     def read(self, size: int = BLOCK_BYTES) -> bytes:
-        if self._pushed:
-            data, self._pushed = self._pushed[:size], self._pushed[size:]
-        else:
-            data = self.raw.read(size)
-            self._hash(data)
+        data, self._pushed = self._pushed[:size], self._pushed[size:]
         self.position += len(data)
+        if len(data) < size:  # a peek does not shorten the block: what a limit stops at does not depend on it
+            more = self.raw.read(size - len(data))
+            self._hash(more)
+            self.position += len(more)
+            data += more
         return data
 
     def push_back(self, data: bytes) -> None:

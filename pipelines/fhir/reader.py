@@ -25,6 +25,7 @@ from pipelines.fhir.walker import ENTRY_BITS, DocumentWalker
 UTF8_BOM = b"\xef\xbb\xbf"
 NDJSON_SUFFIXES = (".ndjson", ".jsonl", ".ndjson.gz", ".jsonl.gz")
 BINARY_PROBE_BYTES = 8192
+MAX_JSON_DEPTH = 254  # the deepest JSON orjson writes
 
 
 @dataclass(frozen=True)
@@ -139,9 +140,7 @@ class FileReader:
 
     def _ndjson(self, lines: Iterator[Line], head: list[Line]) -> Iterator[Any]:
         try:
-            for line in head:
-                yield from self._ndjson_line(line)
-            for line in lines:
+            for line in itertools.chain(head, lines):  # the head too: blank lines may put it past the range
                 if self.end is not None and line.offset >= self.end:
                     return
                 yield from self._ndjson_line(line)
@@ -161,10 +160,9 @@ class FileReader:
             return
         if not line.data.strip():
             return
-        try:
-            value = orjson.loads(line.data)
-        except orjson.JSONDecodeError as err:
-            yield Rejection(position, R.INVALID_JSON, f"invalid JSON line: {err}", raw_text(line.data))
+        value = parse_json(line.data, position, "invalid JSON line")
+        if isinstance(value, Rejection):
+            yield value
             return
         yield from self.walker.walk(value, position, line.offset << ENTRY_BITS)
 
@@ -195,13 +193,35 @@ class FileReader:
             return
         text = b"\n".join(parts)
         del parts
-        try:
-            value = orjson.loads(text)
-        except orjson.JSONDecodeError as err:
-            yield Rejection("file", R.INVALID_JSON, f"invalid JSON: {err}", raw_text(text))
-            return
+        value = parse_json(text, "file", "invalid JSON")
         del text
+        if isinstance(value, Rejection):
+            yield value
+            return
         yield from self.walker.walk(value, "", 0)
+
+
+def parse_json(data: bytes, position: str, what: str) -> Any:
+    """The JSON value of a line or document, or the dead letter in its place. JSON nested more deeply than orjson
+    writes back (it reads 1,024 levels but writes 254) is one: stages after the reader write records again (a dead
+    letter's raw text, the race/ethnicity payload, feed Observations) and must never meet one they cannot write."""
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError as err:
+        return Rejection(position, R.INVALID_JSON, f"{what}: {err}", raw_text(data))
+    # Only a text with that many brackets can be that deep: the common record skips the check.
+    if data.count(b"[") + data.count(b"{") > MAX_JSON_DEPTH and not _writable(value):
+        return Rejection(position, R.NESTING_TOO_DEEP, f"JSON nested more than {MAX_JSON_DEPTH} levels deep",
+                         raw_text(data))
+    return value
+
+
+def _writable(value: Any) -> bool:
+    try:
+        orjson.dumps(value)
+        return True
+    except orjson.JSONEncodeError:  # parsed JSON fails only on depth: keys are strings, integers fit 64 bits
+        return False
 
 
 def _shape_needs_second_line(first: Line) -> bool:

@@ -41,6 +41,7 @@ REJECT_REASONS: dict[str, str] = {
     PARAMETER_INVALID: "a parameter (or part) that is not a JSON object, or whose part is not a list",
     DELETION_NOT_IDENTIFIED: "a DELETE whose request.url names no single resource (a conditional delete)",
     PATIENT_WITHOUT_ID: "a Patient with neither id nor the entry's fullUrl: it cannot be identified",
-    NESTING_TOO_DEEP: "containers (Bundle, Parameters) nested deeper than the reader follows",
+    NESTING_TOO_DEEP: "containers (Bundle, Parameters) nested deeper than the reader follows, or JSON nested more "
+                      "than 254 levels deep",
     TOO_MANY_RECORDS: "a document holding more records than the limit (--max-records-per-document)",
 }

@@ -29,10 +29,8 @@ class TooManyRecords(Exception):
 
 
 def _json_text(value: Any) -> str:
-    try:
-        return raw_text(orjson.dumps(value))
-    except TypeError:  # not representable (cannot happen for parsed JSON, kept for safety)
-        return raw_text(repr(value))
+    """A value's text for its dead letter (the reader never hands on JSON too deep to write: reader.parse_json)."""
+    return raw_text(orjson.dumps(value))
 
 
 def _non_empty_string(value: Any) -> str | None:
