@@ -8,9 +8,8 @@ as they are read (the ledger's content hash), and the whole range is hashed even
 from __future__ import annotations
 
 import hashlib
-import os
+import io
 import zlib
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import IO, Iterator
 
@@ -26,7 +25,7 @@ class GzipDamaged(Exception):
     """Corrupt, truncated or trailing non-gzip data: what was decompressed before it is kept."""
 
 
-@dataclass
+@dataclass(slots=True)
 class Line:
     """One line: its offset, its bytes (None when longer than the limit: then `head` keeps its first bytes).
 
@@ -40,19 +39,6 @@ class Line:
     truncated: bool = False
 
 
-THREAD_HASH_BYTES = 1 << 16
-_hasher: tuple[int, ThreadPoolExecutor] | None = None
-
-
-def _hash_thread() -> ThreadPoolExecutor:
-    """One hashing thread per process: hashlib releases the GIL on large blocks, so the content hash of a file costs
-    the reading thread nothing (its tasks run in submission order)."""
-    global _hasher
-    if _hasher is None or _hasher[0] != os.getpid():
-        _hasher = (os.getpid(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="content-hash"))
-    return _hasher[1]
-
-
 class RawRange:
     """Reads a stream from `start` (to EOF, and past `end`: the last line of a range may run beyond it), hashing
     exactly the raw bytes of [start, end), each once."""
@@ -63,7 +49,6 @@ class RawRange:
         self.position = start  # the raw offset of the next byte `read` returns
         self.hashed_to = start
         self._pushed = b""
-        self._last_update: Future | None = None
         if start:
             raw.seek(start)
 
@@ -93,21 +78,10 @@ class RawRange:
         if stop > begin:
             part = data[begin - self.position:stop - self.position] if (begin, stop) != (
                 self.position, self.position + len(data)) else data
-            if len(part) >= THREAD_HASH_BYTES:
-                self._last_update = _hash_thread().submit(self.digest.update, part)
-            else:
-                self.wait()
-                self.digest.update(part)
+            self.digest.update(part)
             self.hashed_to = stop
 
-    def wait(self) -> None:
-        """Waits until every byte read so far is hashed."""
-        if self._last_update is not None:
-            self._last_update.result()
-            self._last_update = None
-
     def hexdigest(self) -> str:
-        self.wait()
         return self.digest.hexdigest()
 
     def drain(self) -> None:
@@ -174,47 +148,54 @@ def plain_blocks(source: RawRange, max_expanded: int) -> Iterator[bytes]:
         yield block
 
 
+class _Blocks(io.RawIOBase):
+    """A raw stream over blocks of bytes; damage (a truncated gzip, the size limit) ends it like its end, and is kept
+    to be raised once every line read before it was handed out."""
+
+    def __init__(self, blocks: Iterator[bytes]):
+        self.blocks, self.view, self.error = blocks, memoryview(b""), None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        while not self.view:
+            if self.error is not None:
+                return 0
+            try:
+                block = next(self.blocks, None)
+            except (GzipDamaged, InputLimitExceeded) as err:
+                self.error = err
+                return 0
+            if block is None:
+                return 0
+            self.view = memoryview(block)
+        size = min(len(buffer), len(self.view))
+        buffer[:size] = self.view[:size]
+        self.view = self.view[size:]
+        return size
+
+
 def split_lines(blocks: Iterator[bytes], first_offset: int, max_line: int, head_bytes: int) -> Iterator[Line]:
     """Lines of a stream of blocks (their bytes without the `\n`; `length` counts it); a line longer than
     `max_line` is skipped without being held in memory (only its first `head_bytes` are kept, for the dead letter).
     When the blocks end in damage, the partial line read so far is yielded as `truncated`, then the error raised."""
+    source = _Blocks(blocks)
+    readline = io.BufferedReader(source, BLOCK_BYTES).readline
     offset = first_offset
-    carry = b""
-    overlong: Line | None = None
-    try:
-        for block in blocks:
-            parts = block.split(b"\n")
-            last = len(parts) - 1
-            for i, part in enumerate(parts):
-                if overlong is not None:
-                    overlong.length += len(part) + (i < last)
-                    if i < last:
-                        yield overlong
-                        offset += overlong.length
-                        overlong = None
-                    continue
-                if i == last:
-                    carry += part
-                    if len(carry) > max_line:
-                        overlong, carry = Line(offset, None, len(carry), carry[:head_bytes]), b""
-                    continue
-                data = carry + part if carry else part
-                carry = b""
-                length = len(data) + 1
-                if length > max_line:
-                    yield Line(offset, None, length, data[:head_bytes])
-                else:
-                    yield Line(offset, data, length)
-                offset += length
-    except (GzipDamaged, InputLimitExceeded):
-        if overlong is not None:
-            overlong.truncated = True
-            yield overlong
-        elif carry:
-            yield Line(offset, carry, len(carry), truncated=True)
-        raise
-    if overlong is not None:
-        yield overlong
-    elif carry:
-        yield Line(offset, carry, len(carry)) if len(carry) <= max_line else Line(offset, None, len(carry),
-                                                                                   carry[:head_bytes])
+    while line := readline(max_line + 1):
+        length = len(line)
+        if line[-1] == 10:  # a whole line
+            yield Line(offset, line[:-1], length) if length <= max_line else Line(offset, None, length,
+                                                                                 line[:head_bytes])
+        elif length <= max_line:  # the last line, with no newline: the end of the stream, or damage
+            yield Line(offset, line, length, truncated=source.error is not None)
+        else:  # longer than the limit: read to its end without keeping it
+            head = line[:head_bytes]
+            while line and line[-1] != 10:
+                line = readline(BLOCK_BYTES)
+                length += len(line)
+            yield Line(offset, None, length, head, truncated=not line and source.error is not None)
+        offset += length
+    if source.error is not None:
+        raise source.error

@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+
+import orjson
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -233,17 +235,17 @@ def _race_ethnicity(extensions: Any, observations: Sequence[Any], policy: Policy
 
 
 def _other_demographics(patient: Mapping[str, Any], policy: Policy) -> tuple[dict[str, Any], list[str]]:
-    t = tables()
+    memo = _memos(policy)
     warn: list[str] = []
     birth = patient.get("birthDate")
-    born, year = _memoized(_birth_date, (type(birth), birth), birth, warn)
+    born, year = _cached(memo.birth, (birth.__class__, birth), _birth_date, birth, warn)
     address = current_address(patient.get("address"), warn)
     fields = (address.get("postalCode"), address.get("state")) if isinstance(address, dict) else None
-    key = None if fields is None else (type(fields[0]), fields[0], type(fields[1]), fields[1])
-    zip_code, state_code = _memoized(_postal_and_state, key, fields, warn, policy)
+    key = None if fields is None else (fields[0].__class__, fields[0], fields[1].__class__, fields[1])
+    zip_code, state_code = _cached(memo.address, key, _postal_and_state, fields, warn, policy)
     communication = patient.get("communication")
     return {
-        "preferred_language": _memoized(_language, _json_key(communication), communication, warn, policy),
+        "preferred_language": _cached(memo.language, _json_key(communication), _language, communication, warn, policy),
         "birth_date": born,
         "birth_year": year,
         "administrative_gender": administrative_gender(patient.get("gender"), warn),
@@ -254,33 +256,46 @@ def _other_demographics(patient: Mapping[str, Any], policy: Policy) -> tuple[dic
     }, warn
 
 
-# Values that repeat across patients (birth dates, postal codes, languages) are normalized once each: the functions
-# below are pure and return (result, warnings); `_memoized` keeps their results by a hashable key of the value (with
-# its type: 1, 1.0 and True are equal keys in Python but not the same JSON).
+# Values that repeat across patients (birth dates, postal codes, languages) are normalized once each, per policy:
+# the functions below are pure and return (result, warnings), kept by a hashable key of the value (with its type:
+# 1, 1.0 and True are equal keys in Python but not the same JSON).
 _MEMO_SIZE = 1 << 16
-_MEMOS: dict[tuple, dict[Any, Any]] = {}
 
 
-def _memoized(fn: Any, key: Any, value: Any, warn: list[str], *args: Any) -> Any:
-    memo = _MEMOS.get((fn, *map(id, args)))  # by identity: a Policy hashes all its fields, on every call
-    if memo is None:
-        memo = _MEMOS[(fn, *map(id, args))] = {}
+@dataclasses.dataclass
+class _Memos:
+    birth: dict[Any, Any] = dataclasses.field(default_factory=dict)
+    address: dict[Any, Any] = dataclasses.field(default_factory=dict)
+    language: dict[Any, Any] = dataclasses.field(default_factory=dict)
+
+
+_MEMOS: dict[int, tuple[Policy, _Memos]] = {}
+
+
+def _memos(policy: Policy) -> _Memos:
+    """The memos of one policy object (by identity: a Policy hashes all its fields)."""
+    found = _MEMOS.get(id(policy))
+    if found is None or found[0] is not policy:
+        found = _MEMOS[id(policy)] = (policy, _Memos())
+    return found[1]
+
+
+def _cached(memo: dict[Any, Any], key: Any, fn: Any, value: Any, warn: list[str], *args: Any) -> Any:
     try:
         result, warnings = memo[key]
     except KeyError:
-        result, warnings = memo[key] = fn(value, *args)
-        if len(memo) > _MEMO_SIZE:
+        if len(memo) >= _MEMO_SIZE:
             memo.clear()
+        result, warnings = memo[key] = fn(value, *args)
     except TypeError:  # not hashable (a list where a string goes): not memoized, same result
         result, warnings = fn(value, *args)
-    warn.extend(warnings)
+    if warnings:
+        warn.extend(warnings)
     return result
 
 
 def _json_key(value: Any) -> Any:
     """A hashable key for a JSON value (`object()`, never equal to another, when it cannot be serialized)."""
-    import orjson
-
     try:
         return None if value is None else orjson.dumps(value)
     except TypeError:

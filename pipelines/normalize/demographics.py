@@ -213,8 +213,10 @@ def state(address: Mapping[str, Any] | None, t: Tables, warn: list[str]) -> str 
 
 
 def _reference_text(value: Any) -> str | None:
-    reference = value.get("reference") if isinstance(value, dict) else None
-    return reference.strip() if isinstance(reference, str) and reference.strip() else None
+    reference = value.get("reference") if type(value) is dict else None
+    if type(reference) is not str:
+        return None
+    return reference.strip() or None
 
 
 def managing_organization(value: Any, warn: list[str]) -> str | None:
