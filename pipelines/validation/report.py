@@ -10,8 +10,9 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from pipelines.validation.store import COMPLETENESS_LABELS
+
 SCOPE_ORDER = {"source": 0, "window": 1, "warehouse": 2}
-COMPLETENESS_EXPECTATION = "expect_column_values_to_be_in_set(race_ethnicity_status)"
 MAX_CELL = 70
 # Columns whose unexpected values are codes, not patient data: only these are quoted as examples in summaries
 # (the warehouse's validation_results keeps every detail; terminals and shared HTML pages get counts and codes).
@@ -34,7 +35,7 @@ def _observed(row: dict[str, Any]) -> Any:
 
 
 def _is_completeness(row: dict[str, Any]) -> bool:
-    return row.get("suite") == "completeness" and row.get("expectation") == COMPLETENESS_EXPECTATION
+    return row.get("suite") == "completeness" and row.get("expectation") in COMPLETENESS_LABELS
 
 
 def completeness_text(row: dict[str, Any]) -> str:
