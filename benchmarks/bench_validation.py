@@ -27,9 +27,17 @@ SCENARIOS = {"landing": ("one_source.duckdb", "validate_landed_batch"),
              "validate": ("four_sources.duckdb", "validate_warehouse")}
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM: Python, pandas and DuckDB alike). Not ru_maxrss, which Linux
+    carries over from the parent across fork and exec."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status (Linux only)")
+
+
 def measure(warehouse: str, function: str) -> dict[str, float]:
     """In this process: builds the Validator, then times one validation of the warehouse."""
-    import resource
     import time
 
     import duckdb
@@ -37,7 +45,7 @@ def measure(warehouse: str, function: str) -> dict[str, float]:
     import pipelines.validation as validation
 
     validation.shared_validator(validation.ValidationConfig())
-    built_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    built_rss = peak_rss_mb()
     with duckdb.connect(warehouse) as con:
         con.execute("SET enable_progress_bar = false")
         if function == "validate_landed_batch":  # what the commit leaves: every patient of the batch
@@ -45,8 +53,8 @@ def measure(warehouse: str, function: str) -> dict[str, float]:
         wall, cpu = time.perf_counter(), time.process_time()
         rows = getattr(validation, function)(con, "bench")
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    return {"seconds": wall, "cpu_seconds": cpu, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "rss_before_mb": built_rss, "results": len(rows), "failed": sum(not r["success"] for r in rows)}
+    return {"seconds": wall, "cpu_seconds": cpu, "peak_rss_mb": peak_rss_mb(), "rss_before_mb": built_rss,
+            "results": len(rows), "failed": sum(not r["success"] for r in rows)}
 
 
 def build(folder: Path, rows: int) -> None:
@@ -109,6 +117,10 @@ def main() -> int:
         codes = {"this checkout": REPO}
         if args.baseline:
             codes[args.baseline] = code_of(args.baseline, folder / "baseline")
+        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True).stdout.strip()
+        print(f"{args.rows} rows; this checkout at {head}; {os.cpu_count()} cores, load average "
+              f"{os.getloadavg()[0]:.1f} at the start")
         print(f"{'scenario':9} {'code':14} {'median s':>9} {'cpu s':>7} {'peak RSS MB':>12} {'RSS before MB':>14} "
               f"{'ratio s':>8} {'ratio RSS':>9}")
         for scenario, (warehouse, function) in SCENARIOS.items():

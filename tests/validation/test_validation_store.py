@@ -201,3 +201,18 @@ def test_validation_leaves_no_temp_table_and_no_transaction_on_the_connection(wa
     assert warehouse.execute("SELECT count(*) FROM duckdb_views() WHERE temporary AND NOT internal").fetchone() == (0,)
     warehouse.execute("BEGIN TRANSACTION")  # fails if validation left one open
     warehouse.execute("ROLLBACK")
+
+
+def test_a_one_source_warehouse_is_validated_once_for_both_scopes(warehouse):
+    bad = patients(10, source="only")
+    bad[3]["hedis_race"] = "Caucasian"
+    land(warehouse, bad)
+    rows = validate_warehouse(warehouse, run_id="v1")
+    by_scope = {scope: [r for r in rows if r["scope"] == scope] for scope in ("source", "warehouse")}
+    assert [r["source"] for r in by_scope["source"]] == ["only"] * len(by_scope["source"])
+    assert [r["source"] for r in by_scope["warehouse"]] == [None] * len(by_scope["source"])
+    same = ("suite", "expectation", "success", "observed_value", "element_count", "unexpected_count", "details")
+    assert [[r[k] for k in same] for r in by_scope["source"]] == [[r[k] for k in same] for r in by_scope["warehouse"]]
+    assert len({r["validation_id"] for r in rows}) == 2
+    assert {(r["scope"], r["expectation"]) for r in rows if not r["success"]} == {
+        (scope, "expect_column_values_to_be_in_set(hedis_race)") for scope in ("source", "warehouse")}
