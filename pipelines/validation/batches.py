@@ -27,6 +27,7 @@ class Batches:
 
 
 def present_columns(con: "duckdb.DuckDBPyConnection", rows: str, params: Sequence[Any]) -> list[str]:
+    """The columns of the rows' query (none is read)."""
     return [d[0] for d in con.execute(f"SELECT * FROM ({rows}) AS batch LIMIT 0", list(params)).description]
 
 
@@ -61,11 +62,14 @@ def materialized(con: "duckdb.DuckDBPyConnection", rows: str, params: Sequence[A
                                          list(params)).fetchall()]
     prefix = f"_validation_{uuid.uuid4().hex}"
     tables = {source: f"{prefix}_{i}" for i, source in enumerate(sources)}
-    whole = next(iter(tables.values())) if len(tables) == 1 else f"{prefix}_all" if tables else None
+    whole = f"{prefix}_all" if len(tables) > 1 else next(iter(tables.values()), None)
     try:
         for source, table in tables.items():
-            con.execute(f"CREATE TEMP TABLE {table} AS SELECT\n  {select}\nFROM ({rows}) AS batch "
-                        f"WHERE source = ?", [*params, source])
+            # `source = ?` lets DuckDB skip the row groups of other sources; the schema forbids a NULL source,
+            # but a batch that has one still gets validated (and fails `not null`).
+            where, param = ("source IS NULL", []) if source is None else ("source = ?", [source])
+            con.execute(f"CREATE TEMP TABLE {table} AS SELECT\n  {select}\nFROM ({rows}) AS batch WHERE {where}",
+                        [*params, *param])
         if len(tables) > 1:
             con.execute(f"CREATE TEMP VIEW {whole} AS " + " UNION ALL ".join(f"SELECT * FROM {t}"
                                                                            for t in tables.values()))

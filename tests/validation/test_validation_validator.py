@@ -86,6 +86,8 @@ BROKEN = [
      {("plausibility", "expect_column_values_to_be_in_set(birth_year_consistent)")}),
     ("last_updated in the future", {"last_updated": FUTURE},
      {("plausibility", "expect_column_values_to_be_between(last_updated)")}),
+    ("null source", {"source": None},
+     {("validity", "expect_column_values_to_not_be_null(source)")}),
     ("lineage value missing", {"input_file": None},
      {("lineage", "expect_column_values_to_not_be_null(input_file)")}),
     ("run id missing", {"run_id": None}, {("lineage", "expect_column_values_to_not_be_null(run_id)")}),
