@@ -177,13 +177,13 @@ def key_facts(row: dict[str, Any]) -> str:
     if isinstance(kwargs.get("mostly"), (int, float)):
         facts.append(f"at least {kwargs['mostly']:.0%} of rows")
     allowed = kwargs.get("value_set")
-    if isinstance(allowed, list):
+    if details.get("derived_column"):
+        facts.append(f"rule {details['derived_column']} holds")
+    elif isinstance(allowed, list):
         shown = ", ".join(json.dumps(v) if not isinstance(v, str) else v for v in allowed[:6])
         facts.append(f"allowed: {shown}" + (f" and {len(allowed) - 6} more" if len(allowed) > 6 else ""))
     if kwargs.get("min_value") is not None or kwargs.get("max_value") is not None:
         facts.append(f"range {kwargs.get('min_value', '')}..{kwargs.get('max_value', '')}")
-    if kwargs.get("regex"):
-        facts.append(f"pattern {kwargs['regex']}")
     if details.get("missing_count"):
         facts.append(f"{details['missing_count']} missing")
     return "; ".join(facts)

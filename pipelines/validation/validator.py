@@ -119,10 +119,10 @@ class Validator:
         self.suites: list[SuiteSpec] = load_suites(config)
         self.specs: list[ExpectationSpec] = [spec for suite in self.suites for spec in suite.expectations]
         self.derived: list[DerivedColumn] = [column for suite in self.suites for column in suite.derived]
-        derived_names = {column.name for column in self.derived}
+        self._derived_names = {column.name for column in self.derived}
         # What a batch table holds: every column an expectation reads (the derived ones are computed).
         self.columns: list[str] = list(dict.fromkeys(
-            column for spec in self.specs for column in spec.columns if column not in derived_names))
+            column for spec in self.specs for column in spec.columns if column not in self._derived_names))
 
         started = time.perf_counter()
         gx = _import_gx()
@@ -140,7 +140,6 @@ class Validator:
             for index, spec in enumerate(self.specs)]
         self._suite = context.suites.add(gx.ExpectationSuite(name="demographics", expectations=expectations))
         self._context = context
-        self._derived_names = derived_names
         log.debug("validator ready: %d suites, %d expectations, %.2f s", len(self.suites), len(self.specs),
                   time.perf_counter() - started)
 
@@ -208,10 +207,12 @@ class Validator:
         if error:
             details["exception"] = error
         column = spec.kwargs.get("column")
-        if column in self._derived_names and not item.success and not error:
-            # The unexpected values of a derived column are all false: name some patients instead.
+        if column in self._derived_names:
+            details["derived_column"] = column  # its rule: the suite's meta `derived_columns`
+            # Its unexpected values are all false: a few patients, for the warehouse table only, say more.
             details.pop("partial_unexpected_list", None)
-            details["sample_patient_ids"] = sample_patient_ids(con, table, column)
+            if not item.success and not error:
+                details["sample_patient_ids"] = sample_patient_ids(con, table, column)
         return {
             "suite": spec.suite,
             "expectation": spec.label,

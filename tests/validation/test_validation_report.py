@@ -49,5 +49,6 @@ def test_html_summary_is_self_contained_and_escaped(validator, tmp_path):
     assert not re.search(r"https?://|//cdn|<script|<link|src=|@import|url\(", page)
     assert "feed_&lt;b&gt;" in page and "feed_<b>" not in page
     assert "reported 50.0% (goal 80%)" in page and "FAIL" in page
+    assert "at least 80% of rows; rule counts_toward_completeness holds" in page  # the rule, not "allowed: true"
     assert "expect_column_values_to_be_in_set(omb2024_category)" in page
     assert not re.search(r"\bp2\b", page) and "sample_patient_ids" not in page  # the warehouse keeps those
