@@ -1,9 +1,9 @@
 """The rows to validate, materialized once in DuckDB with the suites' derived columns, one temp table per source.
 
-Great Expectations then validates each table where it is (about 35 queries a batch): computing the derived
-columns once instead of in every query halves the time on a million rows, and a table per source validates
-faster than one table filtered per source (benchmarks/RESULTS.md). Only the columns the expectations read are
-copied. Temp tables live on the connection that made them, which is the one GX is lent.
+Great Expectations then validates each table where it is (about 38 queries a batch): computing the derived
+columns once instead of in every query saves a fifth of the time on a million rows (benchmarks/RESULTS.md), and a
+table per source keeps each batch's queries to its own rows. Only the columns the expectations read are copied.
+Temp tables live on the connection that made them, which is the one GX is lent.
 """
 from __future__ import annotations
 
