@@ -42,7 +42,7 @@ def measure(warehouse: str, function: str) -> dict[str, float]:
 
     import duckdb
 
-    import pipelines.validation as validation
+    from pipelines import validation
 
     validation.shared_validator(validation.ValidationConfig())
     built_rss = peak_rss_mb()
@@ -118,7 +118,7 @@ def main() -> int:
         if args.baseline:
             codes[args.baseline] = code_of(args.baseline, folder / "baseline")
         head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True).stdout.strip()
+                              text=True, check=True).stdout.strip()
         print(f"{args.rows} rows; this checkout at {head}; {os.cpu_count()} cores, load average "
               f"{os.getloadavg()[0]:.1f} at the start")
         print(f"{'scenario':9} {'code':14} {'median s':>9} {'cpu s':>7} {'peak RSS MB':>12} {'RSS before MB':>14} "

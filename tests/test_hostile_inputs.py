@@ -70,9 +70,9 @@ def test_files_of_one_watch_poll_land_in_arrival_order(tmp_path):
 
 def _hold_read_only(warehouse) -> subprocess.Popen:
     """An analyst in another process holding the warehouse open read-only (blocks every writer)."""
-    reader = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; "
-                               f"c = duckdb.connect({str(warehouse)!r}, read_only=True); print('open', flush=True); "
-                               "time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    code = (f"import duckdb, time; c = duckdb.connect({str(warehouse)!r}, read_only=True); print('open', flush=True); "
+            "time.sleep(60)")
+    reader = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     assert reader.stdout.readline().strip() == "open"
     return reader
 

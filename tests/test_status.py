@@ -33,8 +33,12 @@ def test_status_of_a_missing_warehouse_is_a_one_line_error(tmp_path, run_cli):
 
 
 def test_status_counts_unmapped_text_declined_and_unknown_apart(tmp_path, run_cli):
-    from pipelines.samples import declined_extensions, text_only_extensions, unknown_extensions, \
-        us_core_race_extensions
+    from pipelines.samples import (
+        declined_extensions,
+        text_only_extensions,
+        unknown_extensions,
+        us_core_race_extensions,
+    )
 
     feed = tmp_path / "plan"
     feed.mkdir()

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.validation import ValidationConfig, load_suites
 from pipelines.tables import PATIENTS, field_names
+from pipelines.validation import ValidationConfig, load_suites
 from pipelines.validation import suites as suites_module
 
 REPO = Path(__file__).resolve().parents[2]
