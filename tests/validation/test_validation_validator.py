@@ -134,6 +134,13 @@ def test_missing_lineage_column_fails_lineage(validator):
     assert "does not exist" in json.loads(nulls["details"])["exception"]
 
 
+def test_a_rule_whose_input_column_is_missing_fails_with_its_error(validator):
+    result = validated(validator, patients(10), drop=["unmapped_text_only"])
+    assert failures(result) == {("completeness", COMPLETENESS)}
+    row = by_label(result, "completeness", COMPLETENESS)
+    assert "does not exist" in json.loads(row["details"])["exception"]
+
+
 def test_a_write_in_is_reported_but_does_not_count_toward_completeness(validator):
     rows = patients(10)
     rows[:3] = [patient(i, "writein", unmapped_text_only=True, race_text="Klingon", race_source_format="text-only",
