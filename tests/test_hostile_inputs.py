@@ -68,6 +68,15 @@ def test_files_of_one_watch_poll_land_in_arrival_order(tmp_path):
     assert query(warehouse, "SELECT administrative_gender FROM patient_demographics") == [("male",)]
 
 
+def _hold_read_only(warehouse) -> subprocess.Popen:
+    """An analyst in another process holding the warehouse open read-only (blocks every writer)."""
+    code = (f"import duckdb, time; c = duckdb.connect({str(warehouse)!r}, read_only=True); print('open', flush=True); "
+            "time.sleep(60)")
+    reader = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert reader.stdout.readline().strip() == "open"
+    return reader
+
+
 def test_a_batch_that_cannot_commit_adds_nothing_to_the_run_counts(tmp_path):
     (tmp_path / "p.json").write_text(json.dumps({"resourceType": "Patient", "id": "p"}))
     warehouse = tmp_path / "w.duckdb"
@@ -76,12 +85,8 @@ def test_a_batch_that_cannot_commit_adds_nothing_to_the_run_counts(tmp_path):
     opts = LandingOptions(str(warehouse), str(tmp_path / "pq"), validation=None, lock_wait=0.5)
     files = list_inputs([str(tmp_path / "p.json")], "s").files
     run = Run("r", "watch", dt.datetime.now(dt.timezone.utc))
-    # an analyst in another process holding the file open
-    reader = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; "
-                               f"c = duckdb.connect({str(warehouse)!r}, read_only=True); print('open', flush=True); "
-                               "time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    reader = _hold_read_only(warehouse)
     try:
-        assert reader.stdout.readline().strip() == "open"
         with pytest.raises(WarehouseBusy, match="busy"):
             land_files(files, run, opts, dt.datetime.now(dt.timezone.utc))
     finally:
@@ -90,3 +95,31 @@ def test_a_batch_that_cannot_commit_adds_nothing_to_the_run_counts(tmp_path):
     assert run.counts.records_in == 0 and run.counts.files_read == 0
     land_files(files, run, opts, dt.datetime.now(dt.timezone.utc))
     assert (run.counts.records_in, run.counts.patients_landed, run.counts.files_read) == (1, 1, 1)
+
+
+def test_a_reader_during_the_window_validation_of_watch_postpones_the_window(tmp_path):
+    """Issue 12.10: the busy warehouse is retried at the next window, watch goes on (it used to exit 2)."""
+    from dataclasses import replace
+
+    from pipelines.jobs.watch import _validate_window
+    from pipelines.validation import ValidationConfig
+
+    (tmp_path / "p.json").write_text(json.dumps({"resourceType": "Patient", "id": "p"}))
+    warehouse = tmp_path / "w.duckdb"
+    with duckdb.connect(str(warehouse)) as con:
+        ensure_tables(con)
+    opts = LandingOptions(str(warehouse), str(tmp_path / "pq"), validation=ValidationConfig(), lock_wait=0.5)
+    start = dt.datetime.now(dt.timezone.utc)
+    run = Run("w", "watch", start)
+    land_files(list_inputs([str(tmp_path / "p.json")], "s").files, run, replace(opts, validation=None), start)
+    end = start + dt.timedelta(minutes=1)
+    reader = _hold_read_only(warehouse)
+    try:
+        assert _validate_window(opts, run, "s", start, end) == start  # not validated: this window again later
+    finally:
+        reader.kill()
+        reader.wait()
+    assert run.validation_rows == []
+    assert _validate_window(opts, run, "s", start, end) == end
+    assert {(r["scope"], r["element_count"]) for r in run.validation_rows} == {("window", 1)}
+    assert query(warehouse, "SELECT DISTINCT scope, window_start FROM validation_results") == [("window", start)]

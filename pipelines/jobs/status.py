@@ -10,7 +10,9 @@ from typing import Any, Sequence
 
 import duckdb
 
+from pipelines.report.tables import table
 from pipelines.tables import LEDGER as LEDGER_TABLE
+from pipelines.validation.store import COMPLETENESS_LABELS
 from pipelines.warehouse import table_exists as _table_exists
 
 
@@ -57,20 +59,25 @@ def collect_status(con: duckdb.DuckDBPyConnection, drop_dirs: Sequence[str] | No
                                                          for d in drop_dirs])
     sections["rejects by reason"] = _rows(con, """
         SELECT source, reason, count(*) AS records FROM rejected_records GROUP BY ALL ORDER BY source, records DESC""")
-    sections["completeness now"] = _rows(con, """
+    # The strata of the report's completeness table (contract 4.2 rule 4): unmapped text alone is reported but
+    # does not count, so reported_pct leaves it out and it has its own column, as declined and unknown do.
+    sections["completeness now"] = _rows(con, f"""
         SELECT source, count(*) AS patients,
-               round(100.0 * count(*) FILTER (race_ethnicity_status = 'reported') / count(*), 1) AS reported_pct,
-               count(*) FILTER (race_ethnicity_status = 'declined') AS declined,
-               count(*) FILTER (race_ethnicity_status = 'unknown') AS unknown
-        FROM patient_demographics GROUP BY source ORDER BY source""")
+               round(100.0 * count(*) FILTER (stratum = 'reported') / count(*), 1) AS reported_pct,
+               count(*) FILTER (stratum = 'unmapped_text_only') AS unmapped_text,
+               count(*) FILTER (stratum = 'declined') AS declined,
+               count(*) FILTER (stratum = 'unknown') AS unknown
+        FROM (SELECT source, {table("completeness").stratum} AS stratum FROM patient_demographics)
+        GROUP BY source ORDER BY source""")
     if _table_exists(con, "validation_results"):
-        sections["completeness over time"] = _rows(con, """
+        labels = ", ".join("?" for _ in COMPLETENESS_LABELS)
+        sections["completeness over time"] = _rows(con, f"""
             SELECT source, strftime(validated_at, '%Y-%m-%d %H:%M') AS validated, scope, element_count AS patients,
                    round(100 - CAST(observed_value AS DOUBLE), 1) AS reported_pct, success AS met_goal
             FROM validation_results
-            WHERE suite = 'completeness' AND source IS NOT NULL
+            WHERE suite = 'completeness' AND expectation IN ({labels}) AND source IS NOT NULL
             QUALIFY row_number() OVER (PARTITION BY source ORDER BY validated_at DESC) <= ?
-            ORDER BY source, validated_at""", [recent])
+            ORDER BY source, validated_at""", [*COMPLETENESS_LABELS, recent])
     return sections
 
 

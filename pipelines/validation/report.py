@@ -10,8 +10,9 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from pipelines.validation.store import COMPLETENESS_LABELS
+
 SCOPE_ORDER = {"source": 0, "window": 1, "warehouse": 2}
-COMPLETENESS_EXPECTATION = "expect_column_values_to_be_in_set(race_ethnicity_status)"
 MAX_CELL = 70
 # Columns whose unexpected values are codes, not patient data: only these are quoted as examples in summaries
 # (the warehouse's validation_results keeps every detail; terminals and shared HTML pages get counts and codes).
@@ -34,7 +35,7 @@ def _observed(row: dict[str, Any]) -> Any:
 
 
 def _is_completeness(row: dict[str, Any]) -> bool:
-    return row.get("suite") == "completeness" and row.get("expectation") == COMPLETENESS_EXPECTATION
+    return row.get("suite") == "completeness" and row.get("expectation") in COMPLETENESS_LABELS
 
 
 def completeness_text(row: dict[str, Any]) -> str:
@@ -176,13 +177,13 @@ def key_facts(row: dict[str, Any]) -> str:
     if isinstance(kwargs.get("mostly"), (int, float)):
         facts.append(f"at least {kwargs['mostly']:.0%} of rows")
     allowed = kwargs.get("value_set")
-    if isinstance(allowed, list):
+    if details.get("derived_column"):
+        facts.append(f"rule {details['derived_column']} holds")
+    elif isinstance(allowed, list):
         shown = ", ".join(json.dumps(v) if not isinstance(v, str) else v for v in allowed[:6])
         facts.append(f"allowed: {shown}" + (f" and {len(allowed) - 6} more" if len(allowed) > 6 else ""))
     if kwargs.get("min_value") is not None or kwargs.get("max_value") is not None:
         facts.append(f"range {kwargs.get('min_value', '')}..{kwargs.get('max_value', '')}")
-    if kwargs.get("regex"):
-        facts.append(f"pattern {kwargs['regex']}")
     if details.get("missing_count"):
         facts.append(f"{details['missing_count']} missing")
     return "; ".join(facts)

@@ -1,6 +1,7 @@
 """The validation_results table: DDL, batch insert, whole-warehouse validation and trend queries."""
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import uuid
 from typing import TYPE_CHECKING, Any, Iterable
@@ -13,10 +14,15 @@ if TYPE_CHECKING:
     import duckdb
     import pandas as pd
 
+    from pipelines.validation.batches import Batches
     from pipelines.validation.validator import Validator
 
 RESULTS_TABLE = "validation_results"
 PATIENTS_TABLE = "patient_demographics"
+# The completeness expectation's label, then the one it had before unmapped text stopped counting (issue 9):
+# stored results of both trend together.
+COMPLETENESS_LABELS = ("expect_column_values_to_be_in_set(counts_toward_completeness)",
+                       "expect_column_values_to_be_in_set(race_ethnicity_status)")
 
 # One row per expectation per validated batch. validation_id identifies one batch's validation (all its rows
 # share it); `expectation` is stable across runs so that results can be trended.
@@ -81,24 +87,33 @@ def has_patients_table(con: "duckdb.DuckDBPyConnection") -> bool:
     return bool(found and found[0])
 
 
+def _per_source(validator: "Validator", con: "duckdb.DuckDBPyConnection", batches: "Batches",
+                run_id: str) -> list[dict[str, Any]]:
+    return [row for source, table in batches.by_source.items()
+            for row in validator.validate(con, table, scope="source", source=source, run_id=run_id)]
+
+
 def validate_warehouse(con: "duckdb.DuckDBPyConnection", run_id: str,
                        config: ValidationConfig = ValidationConfig(),
                        validator: "Validator | None" = None) -> list[dict[str, Any]]:
     """Validates what has landed: each source (scope 'source') and the whole table (scope 'warehouse').
 
     Stores the rows in validation_results and returns them. Raises NoPatientsError on a warehouse without a
-    patient_demographics table.
+    patient_demographics table, or without patients ("31 of 31 passed" on no data would tell a gating CI job
+    that all is well).
     """
     if not has_patients_table(con):
         raise NoPatientsError(f"the warehouse has no {PATIENTS_TABLE} table: nothing has landed yet")
     validator = validator or shared_validator(config)
-    patients = con.execute(f"SELECT * FROM {PATIENTS_TABLE} ORDER BY source, patient_id").fetchdf()
-    if patients.empty:  # "31 of 31 passed" on no data would tell a gating CI job that all is well
-        raise NoPatientsError(f"the warehouse has no patients in {PATIENTS_TABLE}: nothing to validate")
-    rows: list[dict[str, Any]] = []
-    for source, group in patients.groupby("source", sort=True, dropna=False):
-        rows += validator.validate(group, scope="source", source=source, run_id=run_id)
-    rows += validator.validate(patients, scope="warehouse", source=None, run_id=run_id)
+    with validator.batches(con, f"SELECT * FROM {PATIENTS_TABLE}") as batches:
+        if batches.whole is None:
+            raise NoPatientsError(f"the warehouse has no patients in {PATIENTS_TABLE}: nothing to validate")
+        rows = _per_source(validator, con, batches, run_id)
+        if len(batches.by_source) == 1:  # the whole warehouse is that source's table: the same results
+            whole = uuid.uuid4().hex
+            rows += [dict(row, validation_id=whole, scope="warehouse", source=None) for row in rows]
+        else:
+            rows += validator.validate(con, batches.whole, scope="warehouse", source=None, run_id=run_id)
     store_results(con, rows)
     return rows
 
@@ -113,41 +128,41 @@ def exit_code(rows: Iterable[dict[str, Any]]) -> int:
 
 
 def completeness_trend(con: "duckdb.DuckDBPyConnection", scope: str = "source") -> "pd.DataFrame":
-    """Reported race/ethnicity share per source and run, oldest first, from the stored completeness results:
-    columns run_id, validated_at, source, window_start, patients, reported_share, goal, success."""
+    """The share of patients counted toward completeness, per source and run, oldest first, from the stored
+    completeness results (under the current label and the one before issue 9): columns run_id, validated_at,
+    source, window_start, patients, reported_share, goal, success."""
+    labels = ", ".join("?" for _ in COMPLETENESS_LABELS)
     return con.execute(f"""
         SELECT run_id, validated_at, source, window_start, element_count AS patients,
                round(1 - CAST(observed_value AS DOUBLE) / 100, 6) AS reported_share,
                CAST(json_extract(details, '$.kwargs.mostly') AS DOUBLE) AS goal, success
         FROM {RESULTS_TABLE}
-        WHERE suite = 'completeness' AND scope = ?
-          AND expectation = 'expect_column_values_to_be_in_set(race_ethnicity_status)'
+        WHERE suite = 'completeness' AND scope = ? AND expectation IN ({labels})
         ORDER BY source, validated_at, run_id, window_start
-    """, [scope]).fetchdf()
+    """, [scope, *COMPLETENESS_LABELS]).fetchdf()
 
 
 def validate_landed_batch(con: "duckdb.DuckDBPyConnection", run_id: str,
                           config: ValidationConfig = ValidationConfig()) -> list[dict[str, Any]]:
     """Validates, per source, the landed rows of the Patients a batch read (temp table `_batch_keys` of the
-    commit) and stores the results."""
-    patients = con.execute(f"""SELECT p.* FROM {PATIENTS_TABLE} p SEMI JOIN _batch_keys b USING (source, patient_id)
-                               ORDER BY source, patient_id""").fetchdf()
+    commit, on `con`) and stores the results."""
     validator = shared_validator(config)
-    rows: list[dict[str, Any]] = []
-    for source, group in patients.groupby("source", sort=True):
-        rows += validator.validate(group, scope="source", source=source, run_id=run_id)
+    with validator.batches(con, f"SELECT p.* FROM {PATIENTS_TABLE} p "
+                                "SEMI JOIN _batch_keys b USING (source, patient_id)") as batches:
+        rows = _per_source(validator, con, batches, run_id)
     store_results(con, rows)
     return rows
 
 
-def validate_window(con: "duckdb.DuckDBPyConnection", run_id: str, source: str, start: Any, end: Any,
-                    config: ValidationConfig = ValidationConfig()) -> list[dict[str, Any]]:
+def validate_window(con: "duckdb.DuckDBPyConnection", run_id: str, source: str, start: dt.datetime,
+                    end: dt.datetime, config: ValidationConfig = ValidationConfig()) -> list[dict[str, Any]]:
     """Validates the patients a watch run landed in [start, end) and stores the results (none landed: none)."""
-    patients = con.execute(f"""SELECT * FROM {PATIENTS_TABLE} WHERE run_id = ? AND ingested_at >= ? AND ingested_at < ?
-                               ORDER BY patient_id""", [run_id, start, end]).fetchdf()
-    if patients.empty:
-        return []
-    rows = shared_validator(config).validate(patients, scope="window", source=source, run_id=run_id,
-                                             window_start=start, window_end=end)
+    validator = shared_validator(config)
+    with validator.batches(con, f"SELECT * FROM {PATIENTS_TABLE} WHERE run_id = ? AND ingested_at >= ? "
+                                "AND ingested_at < ?", [run_id, start, end]) as batches:
+        if batches.whole is None:
+            return []
+        rows = validator.validate(con, batches.whole, scope="window", source=source, run_id=run_id,
+                                  window_start=start, window_end=end)
     store_results(con, rows)
     return rows

@@ -1,19 +1,29 @@
-"""Loads the expectation suites kept as JSON files in `expectations/` (no Great Expectations import here)."""
+"""Loads the expectation suites kept as JSON files in `expectations/` (no Great Expectations import here).
+
+A suite may define derived columns in its meta (`derived_columns`: name -> {"description", "sql"}): rules GX
+cannot express on a column of its own (a list column against other columns, a regex on DuckDB) are a boolean SQL
+expression over a patient_demographics row, computed once per batch in DuckDB, and an expectation that the
+column is true. The rules live as data, beside the expectations that use them.
+"""
 from __future__ import annotations
 
 import copy
 import json
+import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from pipelines.validation.config import ValidationConfig
 
 SUITES_PACKAGE = "pipelines.expectations"
-# A source checkout (PYTHONPATH=repo) has no `pipelines.expectations` package: setup.py maps the top-level
-# `expectations/` folder onto it only when installed. Then the suites are read from the folder itself.
-REPO_SUITES_DIR = Path(__file__).resolve().parent.parent.parent / "expectations"
+# In a source checkout (setup.py beside `pipelines/`) the suites are the checkout's `expectations/` folder, whatever
+# `pipelines.expectations` an editable install elsewhere maps (a git worktree sharing another checkout's
+# virtualenv would otherwise validate with the other checkout's suites). An installed package reads its own copy:
+# setup.py installs the top-level folder as the package `pipelines.expectations`.
+CHECKOUT = Path(__file__).resolve().parent.parent.parent
+REPO_SUITES_DIR = CHECKOUT / "expectations"
 
 
 @dataclass(frozen=True)
@@ -27,7 +37,9 @@ class ExpectationSpec:
 
     @property
     def label(self) -> str:
-        return expectation_label(self.type, self.kwargs)
+        """The stable name stored in validation_results; meta `label` keeps an expectation's old name when it
+        is re-expressed (a regex rewritten as a derived column) so that its results still trend."""
+        return self.meta.get("label") or expectation_label(self.type, self.kwargs)
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -35,10 +47,23 @@ class ExpectationSpec:
 
 
 @dataclass(frozen=True)
+class DerivedColumn:
+    """A boolean column computed in DuckDB from one patient_demographics row, for an expectation to check.
+
+    NULL only where the expectation must not look (GX skips nulls): every rule says so in its SQL.
+    """
+
+    name: str
+    sql: str
+    description: str
+
+
+@dataclass(frozen=True)
 class SuiteSpec:
     name: str
     expectations: tuple[ExpectationSpec, ...]
     meta: Mapping[str, Any] = field(default_factory=dict)
+    derived: tuple[DerivedColumn, ...] = ()
 
 
 def expectation_columns(kwargs: Mapping[str, Any]) -> tuple[str, ...]:
@@ -58,21 +83,36 @@ def expectation_label(type_: str, kwargs: Mapping[str, Any]) -> str:
     return f"{type_}({','.join(expectation_columns(kwargs))})"
 
 
-def suite_texts(package: str = SUITES_PACKAGE, folder: Path = REPO_SUITES_DIR) -> dict[str, str]:
-    """{file name: JSON text} of every suite, from the installed package `pipelines.expectations`; only when that
-    package is absent (a source checkout), from the repository's `expectations/` folder."""
+def suite_texts(package: str = SUITES_PACKAGE, folder: Path = REPO_SUITES_DIR,
+                checkout: bool = (CHECKOUT / "setup.py").is_file()) -> dict[str, str]:
+    """{file name: JSON text} of every suite: in a source checkout from its `expectations/` folder, else from the
+    installed package `pipelines.expectations`."""
     texts: dict[str, str] = {}
-    try:
-        root = resources.files(package)
-        texts = {p.name: p.read_text(encoding="utf-8") for p in root.iterdir()
-                 if p.name.endswith(".json") and p.is_file()}
-    except ModuleNotFoundError:
-        pass
-    if not texts and folder.is_dir():
+    if checkout and folder.is_dir():
         texts = {p.name: p.read_text(encoding="utf-8") for p in folder.glob("*.json")}
+    if not texts:
+        try:
+            root = resources.files(package)
+            texts = {p.name: p.read_text(encoding="utf-8") for p in root.iterdir()
+                     if p.name.endswith(".json") and p.is_file()}
+        except ModuleNotFoundError:
+            pass
     if not texts:
         raise FileNotFoundError(f"no expectation suites found (package {package} or folder {folder})")
     return dict(sorted(texts.items()))
+
+
+def sql_list(values: Sequence[str]) -> str:
+    """('a', 'b'): a list of the suite's meta as SQL text, for `IN`."""
+    return "(" + ", ".join("'" + str(v).replace("'", "''") + "'" for v in values) + ")"
+
+
+def derived_columns(meta: Mapping[str, Any]) -> tuple[DerivedColumn, ...]:
+    """The suite's derived columns; `$name` in an expression stands for the list `name` of the suite's meta."""
+    return tuple(
+        DerivedColumn(name, re.sub(r"\$([a-z_]+)", lambda m: sql_list(meta[m.group(1)]), "\n".join(rule["sql"])),
+                      rule["description"])
+        for name, rule in meta.get("derived_columns", {}).items())
 
 
 def parse_suite(text: str, config: ValidationConfig = ValidationConfig()) -> SuiteSpec:
@@ -90,7 +130,8 @@ def parse_suite(text: str, config: ValidationConfig = ValidationConfig()) -> Sui
         for kwarg, config_field in meta.get("configurable", {}).items():
             kwargs[kwarg] = getattr(config, config_field)
         specs.append(ExpectationSpec(suite=name, type=raw["type"], kwargs=kwargs, meta=meta))
-    return SuiteSpec(name=name, expectations=tuple(specs), meta=doc.get("meta", {}))
+    meta = doc.get("meta", {})
+    return SuiteSpec(name=name, expectations=tuple(specs), meta=meta, derived=derived_columns(meta))
 
 
 def load_suites(config: ValidationConfig = ValidationConfig()) -> list[SuiteSpec]:

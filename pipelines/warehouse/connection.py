@@ -73,6 +73,7 @@ def connect(warehouse: str | os.PathLike, read_only: bool = False, create: bool 
     while True:
         try:
             con = duckdb.connect(str(path), read_only=read_only)
+            con.execute("SET enable_progress_bar = false")  # DuckDB draws bars on stdout for queries over 2 s
             if not read_only:
                 con.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
                 con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")

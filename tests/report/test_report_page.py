@@ -146,3 +146,17 @@ def test_validation_page_fits_a_laptop(browser, pages):
     assert page.evaluate("document.documentElement.scrollWidth") <= 1280
     page.close()
     assert all(url.startswith("file://") for url in requests)
+
+
+
+def test_the_trend_and_the_completeness_table_agree_on_write_ins(run_cli, warehouse, tmp_path):
+    """feed_b's 11 unmapped-text patients are reported but count in neither the table's share nor the trend."""
+    path = warehouse(feeds())
+    assert run_cli("validate", "--warehouse", path)[0] == 1  # feed_a and feed_b are under the 80% goal
+    assert run_cli("report", "--warehouse", path, "--out", tmp_path / "out", "--min-cell", "0")[0] == 0
+    table = {(r["source"], r["stratum"]): r for r in csv.DictReader((tmp_path / "out" / "completeness.csv").open())}
+    trend = {r["source"]: r for r in csv.DictReader((tmp_path / "out" / "completeness_trend.csv").open())}
+    for source in ("feed_a", "feed_b", "(all)"):
+        assert float(trend[source]["share"]) == pytest.approx(float(table[source, "reported"]["share"]), abs=1e-4)
+    assert table["feed_b", "unmapped_text_only"]["patients"] == "11"
+    assert float(trend["feed_b"]["share"]) == pytest.approx(42 / 53, abs=1e-6)

@@ -1,4 +1,4 @@
-"""Builders for patient_demographics rows, frames and DuckDB warehouses used by the validation tests."""
+"""Builders for patient_demographics rows and DuckDB warehouses used by the validation tests."""
 from __future__ import annotations
 
 import datetime as dt
@@ -25,6 +25,7 @@ PROFILES = {
     "other": ("reported", [], "SOME_OTHER", "SomeOtherRace", "NotHispanicOrLatino", ["2131-1"], ["2186-5"]),
     "declined": ("declined", [], "DECLINED", "AskedButNoAnswer", "AskedButNoAnswer", [], []),
     "unknown": ("unknown", [], "UNKNOWN", "Unknown", "Unknown", [], []),
+    "writein": ("reported", [], "SOME_OTHER", "Unknown", "Unknown", [], []),  # with unmapped_text_only=True
 }
 
 
@@ -58,12 +59,6 @@ def patients(n: int, source: str = "feed_a", reported_share: float = 1.0, start:
                     source=source) for i in range(n)]
 
 
-def frame(rows: Iterable[dict[str, Any]]):
-    import pandas as pd
-
-    return pd.DataFrame(list(rows), columns=[c[0] for c in duckdb_columns(PATIENTS)])
-
-
 def land(con, rows: list[dict[str, Any]]) -> None:
     """Inserts rows into patient_demographics as the warehouse defines it (rows that may break its rules)."""
     ensure_tables(con)
@@ -73,6 +68,19 @@ def land(con, rows: list[dict[str, Any]]) -> None:
         con.execute("INSERT INTO patient_demographics SELECT * FROM _landing")
     finally:
         con.unregister("_landing")
+
+
+def validated(validator, rows: list[dict[str, Any]], scope: str = "source", source: str | None = "feed_a",
+              run_id: str = "r1", drop: Iterable[str] = (), **window: Any) -> list[dict[str, Any]]:
+    """`rows` (typed by the warehouse's schema, but free of its NOT NULL constraints, so that they can break the
+    rules), without the `drop` columns, validated as one batch on a fresh DuckDB connection."""
+    import duckdb
+
+    excluded = f" EXCLUDE ({', '.join(drop)})" if drop else ""
+    with duckdb.connect() as con:
+        con.register("rows", pa.Table.from_pylist(rows, schema=arrow_schema(PATIENTS)))
+        with validator.batches(con, f"SELECT *{excluded} FROM rows") as batches:
+            return validator.validate(con, batches.whole, scope, source, run_id, **window)
 
 
 @pytest.fixture(scope="session")

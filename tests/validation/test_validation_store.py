@@ -4,7 +4,7 @@ import json
 
 import duckdb
 import pytest
-from conftest import land, patient, patients
+from conftest import land, patient, patients, validated
 
 from pipelines.validation import (
     NoPatientsError,
@@ -13,10 +13,13 @@ from pipelines.validation import (
     ensure_validation_results_table,
     exit_code,
     store_results,
+    validate_landed_batch,
     validate_warehouse,
+    validate_window,
 )
 
-COMPLETENESS = "expect_column_values_to_be_in_set(race_ethnicity_status)"
+COMPLETENESS = "expect_column_values_to_be_in_set(counts_toward_completeness)"
+OLD_COMPLETENESS = "expect_column_values_to_be_in_set(race_ethnicity_status)"  # before issue 9
 EXPECTED_COLUMNS = [
     ("validation_id", "VARCHAR"), ("run_id", "VARCHAR"), ("validated_at", "TIMESTAMP WITH TIME ZONE"),
     ("suite", "VARCHAR"), ("expectation", "VARCHAR"), ("scope", "VARCHAR"), ("source", "VARCHAR"),
@@ -41,10 +44,8 @@ def test_the_table_has_the_documented_columns_and_creation_is_idempotent(warehou
 
 def test_store_results_round_trips_rows_including_window_bounds(warehouse, validator):
     start = dt.datetime(2026, 11, 23, 10, 0, tzinfo=dt.timezone.utc)
-    from conftest import frame
-
-    rows = validator.validate(frame(patients(8)), scope="window", source="feed_a", run_id="w1",
-                              window_start=start, window_end=start + dt.timedelta(minutes=1))
+    rows = validated(validator, patients(8), scope="window", run_id="w1", window_start=start,
+                     window_end=start + dt.timedelta(minutes=1))
     store_results(warehouse, rows)
     store_results(warehouse, [])  # nothing to add: no error
     back = stored(warehouse)
@@ -143,3 +144,75 @@ def test_results_of_two_runs_trend_per_source(tmp_path, validator):
         WHERE suite = 'completeness' AND scope = 'source' AND NOT success""").fetchall()
     assert drops == [("feed_b", "run-2", False)]
     con.close()
+
+
+def test_results_stored_under_the_label_before_issue_9_still_trend(warehouse, validator):
+    """Old results counted unmapped text as reported; they stay in the trend beside the new ones."""
+    land(warehouse, patients(10, source="feed_a", reported_share=0.9))
+    validate_warehouse(warehouse, run_id="run-new", validator=validator)
+    warehouse.execute("""
+        INSERT INTO validation_results SELECT * REPLACE (? AS expectation, 'run-old' AS run_id, '5.0' AS observed_value,
+                                                         validated_at - INTERVAL 30 DAY AS validated_at)
+        FROM validation_results WHERE expectation = ?""", [OLD_COMPLETENESS, COMPLETENESS])
+    trend = completeness_trend(warehouse)
+    assert list(zip(trend["source"], trend["run_id"], trend["reported_share"])) == [
+        ("feed_a", "run-old", 0.95), ("feed_a", "run-new", 0.9)]
+    assert list(completeness_trend(warehouse, "warehouse")["run_id"]) == ["run-old", "run-new"]
+
+
+def test_a_write_in_lowers_the_stored_completeness(warehouse):
+    rows = patients(10, source="feed_a")
+    rows[0].update(omb2024_categories=[], omb2024_category="SOME_OTHER", hedis_race="Unknown",
+                   hedis_ethnicity="Unknown", race_detailed_codes=[], ethnicity_detailed_codes=[],
+                   unmapped_text_only=True, race_text="Klingon", race_source_format="text-only")
+    land(warehouse, rows)
+    validate_warehouse(warehouse, run_id="v1")
+    assert set(completeness_trend(warehouse)["reported_share"]) == {0.9}
+
+
+def test_the_landed_batch_is_validated_per_source_on_the_landing_connection(warehouse):
+    land(warehouse, patients(6, source="feed_a") + patients(4, source="feed_b") + patients(3, source="feed_c"))
+    # the commit's temp table: the Patients this batch read (feed_c is an older landing)
+    warehouse.execute("CREATE TEMP TABLE _batch_keys AS SELECT source, patient_id FROM patient_demographics "
+                      "WHERE source <> 'feed_c'")
+    rows = validate_landed_batch(warehouse, run_id="land-1")
+    counts = {(r["scope"], r["source"]): r["element_count"] for r in rows if r["suite"] == "completeness"}
+    assert counts == {("source", "feed_a"): 6, ("source", "feed_b"): 4}
+    assert len(stored(warehouse)) == len(rows) and exit_code(rows) == 0
+
+
+def test_a_window_validates_what_this_run_landed_in_it(warehouse):
+    start = dt.datetime(2026, 11, 1, 12, 0, tzinfo=dt.timezone.utc)
+    inside = patients(4, source="qhio")
+    before = [patient(10 + i, source="qhio", ingested_at=start - dt.timedelta(seconds=1)) for i in range(2)]
+    other_run = [patient(20, source="qhio", run_id="other")]
+    land(warehouse, inside + before + other_run)
+    end = start + dt.timedelta(minutes=1)
+    rows = validate_window(warehouse, "landing-run", "qhio", start, end)
+    assert {(r["scope"], r["source"], r["element_count"]) for r in rows} == {("window", "qhio", 4)}
+    assert validate_window(warehouse, "landing-run", "qhio", end, end + dt.timedelta(minutes=1)) == []
+    assert len(stored(warehouse)) == len(rows)
+
+
+def test_validation_leaves_no_temp_table_and_no_transaction_on_the_connection(warehouse):
+    land(warehouse, patients(5, source="feed_a") + patients(5, source="feed_b"))
+    validate_warehouse(warehouse, run_id="v1")
+    assert warehouse.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary").fetchone() == (0,)
+    assert warehouse.execute("SELECT count(*) FROM duckdb_views() WHERE temporary AND NOT internal").fetchone() == (0,)
+    warehouse.execute("BEGIN TRANSACTION")  # fails if validation left one open
+    warehouse.execute("ROLLBACK")
+
+
+def test_a_one_source_warehouse_is_validated_once_for_both_scopes(warehouse):
+    bad = patients(10, source="only")
+    bad[3]["hedis_race"] = "Caucasian"
+    land(warehouse, bad)
+    rows = validate_warehouse(warehouse, run_id="v1")
+    by_scope = {scope: [r for r in rows if r["scope"] == scope] for scope in ("source", "warehouse")}
+    assert [r["source"] for r in by_scope["source"]] == ["only"] * len(by_scope["source"])
+    assert [r["source"] for r in by_scope["warehouse"]] == [None] * len(by_scope["source"])
+    same = ("suite", "expectation", "success", "observed_value", "element_count", "unexpected_count", "details")
+    assert [[r[k] for k in same] for r in by_scope["source"]] == [[r[k] for k in same] for r in by_scope["warehouse"]]
+    assert len({r["validation_id"] for r in rows}) == 2
+    assert {(r["scope"], r["expectation"]) for r in rows if not r["success"]} == {
+        (scope, "expect_column_values_to_be_in_set(hedis_race)") for scope in ("source", "warehouse")}
