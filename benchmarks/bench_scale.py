@@ -377,7 +377,8 @@ def goal_rows(summaries: list[Summary]) -> list[list[str]]:
     watch = [(size, found) for size in sizes if (found := _find(summaries, size, "watch"))]
     watch_p95 = [(size, percentile(sorted(w.details["visible_seconds"]), 0.95)) for size, w in watch]
     return [
-        ["default `run` >= 0.5x the one-core orjson parse, same file", *_ratio_goal(summaries, "run", "orjson", 0.5, sizes)],
+        ["default `run` >= 0.5x the one-core orjson parse, same file",
+         *_ratio_goal(summaries, "run", "orjson", 0.5, sizes)],
         ["peak RSS < 1 GiB, single 1M-patient file (tree)",
          _gib(run_1m.peak_tree_bytes) if run_1m else "-", _verdict([run_1m.peak_tree_bytes < GIB] if run_1m else [])],
         ["peak RSS at 1M <= 1.2x at 100k (tree)", f"{growth:.2f}x" if growth else "-",
