@@ -289,6 +289,10 @@ def land_files(files: Sequence[InputFile], run: Run, opts: LandingOptions, inges
                interruptible: bool = True) -> Landed:
     """Reads, normalizes and lands one batch of files; adds its counts to the run only once it has landed."""
     staging_dir = str(staging_root(opts.warehouse) / run.run_id / ingested_at.strftime("%H%M%S%f"))
+    if opts.validation is not None and files:
+        from pipelines.validation import prepare_validator
+
+        prepare_validator(opts.validation)  # the Great Expectations import overlaps the read stage
     try:
         if files:
             settings = ReadSettings(run.run_id, ingested_at, opts.strict_fhir, opts.policy, opts.limits)

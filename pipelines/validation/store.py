@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import datetime as dt
-import functools
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 import uuid
 from typing import TYPE_CHECKING, Any, Iterable
 
@@ -73,12 +74,24 @@ def store_results(con: "duckdb.DuckDBPyConnection", rows: list[dict[str, Any]]) 
         con.unregister(view)
 
 
-@functools.lru_cache(maxsize=4)
-def shared_validator(config: ValidationConfig = ValidationConfig()) -> "Validator":
-    """One Validator per process and config (building one costs the GX import and context)."""
+_validators: dict[ValidationConfig, "Future[Validator]"] = {}
+_builder = threading.Lock()
+
+
+def prepare_validator(config: ValidationConfig = ValidationConfig()) -> None:
+    """Starts building the Validator in a background thread (importing Great Expectations takes ~2.5 s): a run
+    calls this before reading its files, so that the import overlaps the read stage."""
     from pipelines.validation.validator import Validator
 
-    return Validator(config)
+    with _builder:
+        if config not in _validators:
+            _validators[config] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gx").submit(Validator, config)
+
+
+def shared_validator(config: ValidationConfig = ValidationConfig()) -> "Validator":
+    """One Validator per process and config, built once (in the background if `prepare_validator` was called)."""
+    prepare_validator(config)
+    return _validators[config].result()
 
 
 def has_patients_table(con: "duckdb.DuckDBPyConnection") -> bool:

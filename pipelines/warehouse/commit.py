@@ -21,7 +21,7 @@ from pipelines.normalize import Policy
 from pipelines.rows import ORDINAL
 from pipelines.staging import InputFileResult, StagedBatch
 from pipelines.tables import DELETED, LEDGER, PATIENTS, REJECTED, arrow_schema, field_names
-from pipelines.warehouse.connection import read_parquet_sql
+from pipelines.warehouse.connection import read_parquet_sql, sql_string
 from pipelines.warehouse.export import mark_dirty
 from pipelines.warehouse.observations import keep_observations, rebuild_with_observations
 from pipelines.warehouse.runs import RunCounts
@@ -111,7 +111,7 @@ def commit_batch(con: duckdb.DuckDBPyConnection, batch: StagedBatch, run_id: str
         # the landing's run (a Dataflow window lands as its own run, after its files were read).
         con.execute(f"""CREATE OR REPLACE TEMP VIEW _staged AS
             SELECT p.* REPLACE (coalesce(f.first_arrived_at, p.first_arrived_at) AS first_arrived_at,
-                                {_sql_text(run_id)} AS run_id)
+                                {sql_string(run_id)} AS run_id)
             FROM _staged_{PATIENTS_KIND} p JOIN _files f USING (input_file) WHERE f.status = 'landed'""")
         keep_observations(con, [o for o in batch.observations if _lands(o["input_file"], batch.files)], run_id)
         rebuilt = rebuild_with_observations(con, "_staged", policy)
@@ -172,10 +172,6 @@ def _latest_per_key(con: duckdb.DuckDBPyConnection, versions: str) -> None:
             FROM {versions} v SEMI JOIN _repeated_keys USING (source, patient_id)) WHERE _rank = 1""")
 
 
-def _sql_text(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 def _lands(input_file: str, files: list[InputFileResult]) -> bool:
     return any(f.input_file == input_file and f.status == "landed" for f in files)
 
@@ -199,9 +195,11 @@ def _land_deletions(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
 
 
 def _land_versions(con: duckdb.DuckDBPyConnection, counts: RunCounts) -> None:
+    """Replaces the rows the batch changes. Only keys are materialized (`_changes`, `_removed`); the rows are read
+    from the staged files once, by the INSERT, and `_changed_rows` shows them in the table afterwards."""
     cols = _columns(PATIENTS)
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _changes AS
-        SELECT b.*, t.patient_id IS NULL AS _is_new
+        SELECT b.source, b.patient_id, t.patient_id IS NULL AS _is_new
         FROM _batch_latest b
         LEFT JOIN _tombstones d USING (source, patient_id)
         LEFT JOIN {PATIENTS} t USING (source, patient_id)
@@ -218,10 +216,13 @@ def _land_versions(con: duckdb.DuckDBPyConnection, counts: RunCounts) -> None:
     batch_size, = con.execute("SELECT count(*) FROM _batch_keys").fetchone()
     changed, inserted = con.execute("SELECT count(*), count(*) FILTER (_is_new) FROM _changes").fetchone()
     removed, = con.execute("SELECT count(*) FROM _removed").fetchone()
-    con.execute(f"""DELETE FROM {PATIENTS} t USING (SELECT source, patient_id FROM _changes
+    con.execute(f"""DELETE FROM {PATIENTS} t USING (SELECT source, patient_id FROM _changes WHERE NOT _is_new
                                                     UNION ALL SELECT source, patient_id FROM _removed) k
                     WHERE t.source = k.source AND t.patient_id = k.patient_id""")
-    con.execute(f"INSERT INTO {PATIENTS} ({cols}) SELECT {cols} FROM _changes")
+    con.execute(f"""INSERT INTO {PATIENTS} ({cols})
+                    SELECT {cols} FROM _batch_latest SEMI JOIN _changes USING (source, patient_id)""")
+    con.execute(f"""CREATE OR REPLACE TEMP VIEW _changed_rows AS
+                    SELECT * FROM {PATIENTS} SEMI JOIN _changes USING (source, patient_id)""")
     counts.patients_inserted += inserted
     counts.patients_updated += changed - inserted
     counts.patients_unchanged += batch_size - changed

@@ -27,10 +27,14 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(duckdb_ddl(table))
 
 
+def sql_string(text: str) -> str:
+    """A DuckDB SQL string literal (COPY ... TO writes to exactly this path: no globbing on output)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
 def literal_path(path: str) -> str:
-    """A file path as a DuckDB SQL string literal that DuckDB will not glob (`[`, `*`, `?` in a folder name)."""
-    escaped = "".join(f"[{c}]" if c in "[*?" else c for c in path)
-    return "'" + escaped.replace("'", "''") + "'"
+    """A file path to read, as a DuckDB SQL string literal that DuckDB will not glob (`[`, `*`, `?`)."""
+    return sql_string("".join(f"[{c}]" if c in "[*?" else c for c in path))
 
 
 def read_parquet_sql(files: list[str]) -> str:

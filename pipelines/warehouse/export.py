@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
 from pipelines.staging import list_folder
+from pipelines.warehouse.connection import sql_string
 from pipelines.tables import PARQUET_PARTITIONS, PATIENTS, arrow_schema, field_names
 
 MAX_DELTA_FILES = 64
@@ -28,7 +29,9 @@ COMPACT_MIN_ROWS = 100_000
 ROWS_PER_BATCH = 50_000
 _PART = re.compile(r"^part-(\d{10})\.parquet$")
 # Where each table's new rows of the last commit are (temp tables of commit_batch).
-NEW_ROWS = {PATIENTS: "_changes", "rejected_records": "_new_rejected", "deleted_patients": "_new_deleted"}
+NEW_ROWS = {PATIENTS: "_changed_rows", "rejected_records": "_new_rejected", "deleted_patients": "_new_deleted"}
+# The same, counted cheaply: the changed patients' keys.
+NEW_COUNTS = {**NEW_ROWS, PATIENTS: "_changes"}
 
 
 def partition_dir_name(source: str) -> str:
@@ -62,8 +65,14 @@ def _next_sequence(folder: str) -> int:
 
 
 def _write(con: duckdb.DuckDBPyConnection, query: str, params: list, table: str, target: str) -> int:
-    """Streams a query's rows into one Parquet file (written under a temporary name, then renamed)."""
+    """Writes a query's rows into one Parquet file (under a temporary name, then renamed): by DuckDB itself on a
+    local disk (parallel), streamed through Arrow elsewhere (gs://)."""
     tmp = FileSystems.join(os.path.dirname(target), f".{os.path.basename(target)}.{uuid.uuid4().hex}.tmp")
+    if "://" not in tmp:
+        rows, = con.execute(f"COPY ({query}) TO {sql_string(tmp)} (FORMAT parquet, COMPRESSION zstd)",
+                            params).fetchone()
+        os.replace(tmp, target)
+        return rows
     reader = con.execute(query, params).fetch_record_batch(ROWS_PER_BATCH)
     rows = 0
     with FileSystems.create(tmp) as fh:
@@ -73,11 +82,6 @@ def _write(con: duckdb.DuckDBPyConnection, query: str, params: list, table: str,
                 rows += batch.num_rows
     FileSystems.rename([tmp], [target])
     return rows
-
-
-def _order(table: str) -> str:
-    return "patient_id" if table == PATIENTS else "input_file, input_position" if table == "deleted_patients" \
-        else "input_file, position"
 
 
 def plan_export(con: duckdb.DuckDBPyConnection, parquet_dir: str, changed: dict[str, set[str]], removed: set[str],
@@ -90,7 +94,7 @@ def plan_export(con: duckdb.DuckDBPyConnection, parquet_dir: str, changed: dict[
     plan = {}
     for table, source in pending | lagging:
         delta_files, delta_rows, base_rows = _state(con, table, source)
-        new_rows = _count(con, NEW_ROWS[table], source) if source in changed.get(table, set()) else 0
+        new_rows = _count(con, NEW_COUNTS[table], source) if source in changed.get(table, set()) else 0
         plan[(table, source)] = ((table, source) in stale or (table, source) in lagging
                                  or (table == PATIENTS and source in removed)
                                  or delta_files + 1 > MAX_DELTA_FILES
@@ -118,13 +122,13 @@ def export(con: duckdb.DuckDBPyConnection, parquet_dir: str, plan: dict[tuple[st
         cols = ", ".join(f'"{c}"' for c in field_names(table))
         if rewrite:
             old = [p for p in list_folder(folder) if _PART.match(os.path.basename(p))]
-            rows = _write(con, f"SELECT {cols} FROM {table} WHERE source = ? ORDER BY {_order(table)}", [source],
+            rows = _write(con, f"SELECT {cols} FROM {table} WHERE source = ?", [source],
                           table, target)
             if old:
                 FileSystems.delete(old)
             state = (0, 0, rows)
         else:
-            rows = _write(con, f"SELECT {cols} FROM {NEW_ROWS[table]} WHERE source = ? ORDER BY {_order(table)}",
+            rows = _write(con, f"SELECT {cols} FROM {NEW_ROWS[table]} WHERE source = ?",
                           [source], table, target)
             state = (state[0] + 1, state[1] + rows, state[2])
         con.execute(f"DELETE FROM {PARQUET_PARTITIONS} WHERE table_name = ? AND source = ?", [table, source])

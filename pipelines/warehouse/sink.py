@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Sequence
 
@@ -82,9 +83,13 @@ class DuckDBWarehouse:
             counts = batch.counts
             counts.merge(result.counts)
             landed = Landed(counts, batch.files)
+            started = time.perf_counter()
             try:
-                export(con, self.parquet_dir, plan_export(con, self.parquet_dir, result.changed_sources,
-                                                          result.removed_sources, result.stale_partitions), landed_at)
+                plan = plan_export(con, self.parquet_dir, result.changed_sources, result.removed_sources,
+                                   result.stale_partitions)
+                log.debug("planned the Parquet export in %.1f s", time.perf_counter() - started)
+                export(con, self.parquet_dir, plan, landed_at)
+                log.debug("exported to Parquet in %.1f s", time.perf_counter() - started)
             except Exception as err:  # noqa: BLE001 - the rows are committed; the copy is repaired next landing
                 landed.export_error = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
                 log.warning("the Parquet copy could not be written (%s); it is rewritten at the next landing",
