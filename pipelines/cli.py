@@ -78,8 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "*.part/*.tmp are skipped), normalize every Patient, land patient_demographics, "
                     "rejected_records and runs in the DuckDB warehouse plus Parquet partitioned by source. "
                     "Bad records are rejected with a reason and the run exits 0. Any other --option is passed "
-                    "to Apache Beam (for example --runner, --direct_running_mode=multi_processing "
-                    "--direct_num_workers=2; the default runner is FnApiRunner, which runs offline).",
+                    "to Apache Beam (for example --runner, --direct_num_workers=N). The default runner is "
+                    "FnApiRunner, which runs offline; from 128 MiB of input it reads with one worker process "
+                    "per core unless you choose (--direct_num_workers=1 for one).",
         epilog="example: demographics run --input samples/ --warehouse warehouse.duckdb")
     run.add_argument("--input", nargs="+", required=True, metavar="PATH", help="files or directories to read")
     _warehouse_option(run, creates=True)
