@@ -4,6 +4,8 @@
 installed inside the package as `pipelines.schemas` and `pipelines.expectations`, so that a non-editable
 install works from any directory and Dataflow workers get them through `--setup_file`.
 """
+from pathlib import Path
+
 from setuptools import find_packages, setup
 
 PACKAGES = find_packages(include=["pipelines", "pipelines.*"]) + ["pipelines.schemas", "pipelines.expectations"]
@@ -13,7 +15,7 @@ setup(
     version="0.1.0",
     description="FHIR race, ethnicity and language data normalized to OMB SPD-15 (2024) and HEDIS strata, "
     "landed in DuckDB and Parquet with Apache Beam.",
-    long_description=open("README.md", encoding="utf-8").read(),
+    long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.11,<3.13",
@@ -57,6 +59,7 @@ setup(
         "test": [
             "pytest==9.2.0",
             "pytest-timeout==2.4.0",
+            "ruff==0.17.5",  # lint (ruff.toml), run first by the README's test command
             "hypothesis==6.170.15",
             # The report page opened in Debian's Chromium (apt-get install chromium), never a downloaded browser.
             "playwright==1.65.2",

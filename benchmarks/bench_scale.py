@@ -251,7 +251,7 @@ def measure_once(variant: Variant, export: Export, scratch: Path, summary: Summa
         return
     try:
         summary.add(measured, *variant.counted(export, measured, scratch))
-    except Exception as err:  # a result that cannot be read is this variant's failure, not the harness's
+    except Exception as err:  # noqa: BLE001 - a result that cannot be read is this variant's failure, not the harness's
         summary.fail(f"result unreadable: {type(err).__name__}: {err}", measured.stderr_tail)
 
 
@@ -319,7 +319,7 @@ def _notes(summary: Summary) -> str:
 
 
 def percentile(ordered: list[float], share: float) -> float:
-    return ordered[max(0, int(round(share * len(ordered))) - 1)]
+    return ordered[max(0, round(share * len(ordered)) - 1)]
 
 
 def table_rows(summaries: list[Summary]) -> list[list[str]]:

@@ -131,7 +131,8 @@ def main() -> int:
                 first = first or median
                 print(f"{scenario:9} {name[:14]:14} {median['seconds']:9.2f} {median['cpu_seconds']:7.2f} "
                       f"{median['peak_rss_mb']:12.0f} {median['rss_before_mb']:14.0f} "
-                      f"{median['seconds'] / first['seconds']:8.2f} {median['peak_rss_mb'] / first['peak_rss_mb']:9.2f}",
+                      f"{median['seconds'] / first['seconds']:8.2f} "
+                      f"{median['peak_rss_mb'] / first['peak_rss_mb']:9.2f}",
                       flush=True)
     return 0
 

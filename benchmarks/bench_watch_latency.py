@@ -85,7 +85,7 @@ def drop_and_time(drop: Path, log: WatcherLog, args: argparse.Namespace) -> tupl
         landed_before = log.files_landed()
         path = write_small_file(drop, index, args.patients, rng)
         renamed = time.monotonic()
-        wait_until(lambda: log.files_landed() > landed_before, LANDING_TIMEOUT, f"landing {path.name}")
+        wait_until(lambda before=landed_before: log.files_landed() > before, LANDING_TIMEOUT, f"landing {path.name}")
         visible.append(time.monotonic() - renamed)
         names.append(path.name)
         time.sleep(args.interval)
@@ -123,7 +123,7 @@ def measure(args: argparse.Namespace, workdir: Path) -> Latencies:
 
 def describe(latencies: Latencies, args: argparse.Namespace) -> str:
     visible, ledger = sorted(latencies.visible_seconds), sorted(latencies.ledger_seconds)
-    p95 = visible[max(0, int(round(0.95 * len(visible))) - 1)]
+    p95 = visible[max(0, round(0.95 * len(visible)) - 1)]
     return (f"files {latencies.files}, landed {latencies.landed}; rename-to-visible seconds: "
             f"p50 {statistics.median(visible):.2f}, p95 {p95:.2f}, max {visible[-1]:.2f}; ledger lag p50 "
             f"{statistics.median(ledger):.2f} (poll {args.poll_interval} s, {args.patients} patients per file)")

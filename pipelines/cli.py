@@ -8,8 +8,8 @@ import signal
 import sys
 import tempfile
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from pipelines.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, EXIT_VALIDATION_FAILED, UsageError
 from pipelines.report import command as report_command
@@ -157,7 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _warehouse_option(parser: argparse.ArgumentParser, creates: bool) -> None:
     parser.add_argument("--warehouse", default=DEFAULT_WAREHOUSE, metavar="FILE",
-                        help=f"DuckDB warehouse file (default {DEFAULT_WAREHOUSE})" + ("; created when missing" if creates else ""))
+                        help=f"DuckDB warehouse file (default {DEFAULT_WAREHOUSE})"
+                        + ("; created when missing" if creates else ""))
 
 
 def _reading_options(parser: argparse.ArgumentParser) -> None:
@@ -227,7 +228,6 @@ def _landing_options(args: argparse.Namespace, beam_args: list[str]):
     from pipelines.jobs.landing import LandingOptions, default_parquet_dir
     from pipelines.normalize import PolicyError, load_policy
     from pipelines.validation import ValidationConfig
-
     from pipelines.warehouse.connection import check_warehouse_path
 
     check_beam_args(args.command, beam_args)
@@ -287,12 +287,18 @@ def _cmd_validate(args: argparse.Namespace, _: list[str]) -> int:
 
     from pipelines import warehouse as wh
     from pipelines.jobs.landing import new_run_id
-    from pipelines.validation import (NoPatientsError, ValidationConfig, exit_code, summary_table,
-                                      validate_warehouse, write_html_summary)
+    from pipelines.validation import (
+        NoPatientsError,
+        ValidationConfig,
+        exit_code,
+        summary_table,
+        validate_warehouse,
+        write_html_summary,
+    )
 
     try:
         with wh.connect(args.warehouse, create=False) as con:
-            rows = validate_warehouse(con, new_run_id(dt.datetime.now(dt.timezone.utc)),
+            rows = validate_warehouse(con, new_run_id(dt.datetime.now(dt.UTC)),
                                       ValidationConfig(completeness_goal=args.completeness_goal))
     except NoPatientsError as err:
         raise UsageError(str(err)) from None

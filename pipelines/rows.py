@@ -10,17 +10,26 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import orjson
 import pyarrow as pa
 
 from pipelines.fhir.records import Deletion, FoundPatient, Rejection, parse_instant
 from pipelines.fhir.strict import invalid_patient_elements
+from pipelines.normalize import (
+    OTHER_KEYS,
+    RACE_KEYS,
+    Policy,
+    RaceEthnicity,
+    load_policy,
+    other_demographics,
+    race_ethnicity,
+    race_ethnicity_extensions,
+)
 from pipelines.normalize import warning_codes as W
-from pipelines.normalize import (OTHER_KEYS, RACE_KEYS, Policy, RaceEthnicity, load_policy, other_demographics,
-                                 race_ethnicity, race_ethnicity_extensions)
 from pipelines.tables import DELETED, PATIENTS, REJECTED, arrow_schema
 
 # Staging-only columns, for "latest wins" within a batch: the file's place in the batch's ingestion order and the
@@ -152,7 +161,7 @@ class PatientRows:
         c["_race"].append(index)
         c["mapping_warnings"].append(merged)
         c["fhir_invalid_elements"].append(invalid)
-        for name, value in zip(OTHER_KEYS, other_values):
+        for name, value in zip(OTHER_KEYS, other_values, strict=True):
             c[name].append(value)
         c["last_updated"].append(last_updated)
         c["input_position"].append(found.position)

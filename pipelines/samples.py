@@ -13,8 +13,9 @@ import argparse
 import gzip
 import json
 import random
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 SEED = 20261123
 CDCREC = "urn:oid:2.16.840.1.113883.6.238"

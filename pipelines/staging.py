@@ -9,10 +9,11 @@ import os
 import shutil
 import tempfile
 from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
@@ -21,7 +22,9 @@ from pipelines.beam.read import DELETED, OBSERVATIONS, PATIENTS, PROGRESS, REJEC
 from pipelines.beam.staging import STAGED_KINDS
 from pipelines.fhir.plan import combined_sha256
 from pipelines.rows import staging_schema
-from pipelines.tables import DELETED as DELETED_TABLE, REJECTED as REJECTED_TABLE, arrow_schema
+from pipelines.tables import DELETED as DELETED_TABLE
+from pipelines.tables import REJECTED as REJECTED_TABLE
+from pipelines.tables import arrow_schema
 from pipelines.warehouse.runs import COUNT_FIELDS, RunCounts
 
 
@@ -91,13 +94,13 @@ class StagedBatch:
     counts: RunCounts = field(default_factory=RunCounts)
 
     @classmethod
-    def collect(cls, staging_dir: str) -> "StagedBatch":
+    def collect(cls, staging_dir: str) -> StagedBatch:
         """Every file staged under `staging_dir` (a batch that was staged by one pipeline run)."""
         return cls.of(staging_dir, [(kind, path) for kind in STAGED_KINDS
                                     for path in list_folder(FileSystems.join(staging_dir, kind))])
 
     @classmethod
-    def of(cls, staging_dir: str, staged: Iterable[tuple[str, str]]) -> "StagedBatch":
+    def of(cls, staging_dir: str, staged: Iterable[tuple[str, str]]) -> StagedBatch:
         """The batch made of these staged files, `(kind, path)` each (what a Dataflow window's writers emitted)."""
         paths: dict[str, list[str]] = {kind: [] for kind in STAGED_KINDS}
         for kind, path in staged:
@@ -132,7 +135,7 @@ class StagedBatch:
         return {PATIENTS: staging_schema(), REJECTED: arrow_schema(REJECTED_TABLE),
                 DELETED: arrow_schema(DELETED_TABLE)}[kind]
 
-    def localized(self, local_dir: str) -> "StagedBatch":
+    def localized(self, local_dir: str) -> StagedBatch:
         """The same batch with its staged row files copied to a local folder (staging on GCS: DuckDB and Arrow
         scan local files)."""
         copies: dict[str, list[str]] = {}
@@ -149,7 +152,7 @@ class StagedBatch:
                            self.files, self.counts)
 
     @contextmanager
-    def local(self) -> Iterator["StagedBatch"]:
+    def local(self) -> Iterator[StagedBatch]:
         """This batch with its staged rows on the local disk (a copy while it is used when they are remote)."""
         if not any("://" in path for path in (*self.patients, *self.rejected, *self.deleted)):
             yield self

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Callable, Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import fastavro
 import pyarrow as pa
@@ -99,7 +100,8 @@ def duckdb_columns(table: str) -> list[tuple[str, str, bool]]:
 
 def duckdb_ddl(table: str) -> str:
     """`CREATE TABLE IF NOT EXISTS` for one table."""
-    cols = ", ".join(f'"{name}" {sql}{"" if nullable else " NOT NULL"}' for name, sql, nullable in duckdb_columns(table))
+    cols = ", ".join(f'"{name}" {sql}{"" if nullable else " NOT NULL"}'
+                     for name, sql, nullable in duckdb_columns(table))
     return f"CREATE TABLE IF NOT EXISTS {table} ({cols})"
 
 

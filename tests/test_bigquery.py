@@ -7,9 +7,21 @@ import re
 import pytest
 from google.cloud import bigquery
 
-from pipelines.beam.bigquery import (DELTAS, FILES, KEYS, LANDING_COLUMNS, REPLACED, TABLE_LAYOUT, BigQueryWarehouse,
-                                     load_configuration, push_statements, query_parameter, slice_queries,
-                                     table_resource, typed_parameters)
+from pipelines.beam.bigquery import (
+    DELTAS,
+    FILES,
+    KEYS,
+    LANDING_COLUMNS,
+    REPLACED,
+    TABLE_LAYOUT,
+    BigQueryWarehouse,
+    load_configuration,
+    push_statements,
+    query_parameter,
+    slice_queries,
+    table_resource,
+    typed_parameters,
+)
 from pipelines.errors import UsageError
 from pipelines.tables import ALL_TABLES, PATIENTS, RUNS, bigquery_schema, field_names
 from pipelines.warehouse.runs import RunCounts, end_values, start_values
@@ -88,7 +100,7 @@ def test_the_push_replaces_keys_then_inserts_every_column_from_the_landing_table
 
 
 def test_run_rows_are_typed_parameters_google_cloud_bigquery_accepts():
-    started = dt.datetime(2026, 11, 23, tzinfo=dt.timezone.utc)
+    started = dt.datetime(2026, 11, 23, tzinfo=dt.UTC)
     values = {**start_values("r1", "stream", ["qhio"], ["projects/p/subscriptions/s"], "DataflowRunner", started),
               **end_values("succeeded", RunCounts(records_in=3, patients_landed=3), None, None)}
     parameters = typed_parameters(RUNS, values)

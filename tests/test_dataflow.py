@@ -293,7 +293,7 @@ def test_a_notification_delivered_again_lands_nothing_and_an_overwrite_is_new_da
     run_stream(bucket, copy, [[finalize(blob)]])
     assert table(f"SELECT administrative_gender, last_updated FROM patient_demographics "
                  f"WHERE patient_id = '{patient['id']}'") == [("unknown", dt.datetime(2026, 11, 28,
-                                                                                       tzinfo=dt.timezone.utc))]
+                                                                                       tzinfo=dt.UTC))]
     assert table("SELECT count(DISTINCT object_generation) FROM ingested_files "
                  "WHERE input_file LIKE '%/single-patient.json' AND status = 'landed'") == [(2,)]
 
@@ -373,7 +373,7 @@ def test_the_ledger_lands_an_object_generation_once_and_a_new_generation_again()
     from pipelines.warehouse.commit import decide_files
     from pipelines.warehouse.connection import ensure_tables
 
-    landed_at = dt.datetime(2026, 11, 23, tzinfo=dt.timezone.utc)
+    landed_at = dt.datetime(2026, 11, 23, tzinfo=dt.UTC)
     con = duckdb.connect()
     ensure_tables(con)
     con.execute("INSERT INTO ingested_files (source, input_file, content_sha256, object_generation, status, "
@@ -415,7 +415,7 @@ def test_a_notification_names_its_object_and_generation(attributes, data, expect
 
 def test_a_notification_keeps_its_arrival_and_orders_by_generation():
     file = input_file_from_notification(NOTIFICATION, None, "qhio")
-    assert file.arrived_at == dt.datetime(2026, 11, 23, 10, 0, 0, 123456, tzinfo=dt.timezone.utc)
+    assert file.arrived_at == dt.datetime(2026, 11, 23, 10, 0, 0, 123456, tzinfo=dt.UTC)
     assert (file.order, file.source, file.name) == (1700000000000001, "qhio", "gs://drops/qhio/2026/bundle-1.json")
 
 

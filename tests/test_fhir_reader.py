@@ -177,8 +177,8 @@ def test_observations_in_the_same_bundle_are_matched_to_their_patient():
 
 
 def test_docs_list_exactly_the_reject_reasons():
-    from pathlib import Path
     import re
+    from pathlib import Path
 
     doc = (Path(__file__).resolve().parent.parent / "docs" / "rejects.md").read_text()
     assert set(re.findall(r"^\| `([a-z_]+)` \|", doc, re.M)) == set(REJECT_REASONS)
@@ -251,7 +251,7 @@ def test_deletions_in_every_form_with_their_time():
          "response": {"status": "204", "lastModified": "2026-02-01T00:00:00Z"}},
         {"request": {"method": "delete", "url": "Patient/h2"}}]}
     contents = read_fhir_bytes(_j(bulk_deleted) + b"\n" + _j(history) + b"\n", "deleted.ndjson")
-    utc = dt.timezone.utc
+    utc = dt.UTC
     assert [(d.key, d.deleted_at) for d in contents.deletions] == [
         ("d1", None), ("h1", dt.datetime(2026, 2, 1, tzinfo=utc)), ("h2", dt.datetime(2026, 5, 1, tzinfo=utc))]
     assert contents.records_in == 4 and [p.key for p in contents.patients] == ["h1"]
@@ -324,10 +324,9 @@ def test_the_content_hash_is_of_the_bytes_read_even_when_reading_stops_early():
 
 def test_reject_and_warning_codes_are_used_only_through_their_constants():
     """A code written as a literal elsewhere escapes its documentation (it happened once: last_updated_invalid)."""
+    import dataclasses
     import re
     from pathlib import Path
-
-    import dataclasses
 
     from pipelines.normalize import WARNING_CODES, Policy
 

@@ -62,7 +62,7 @@ def test_files_of_one_watch_poll_land_in_arrival_order(tmp_path):
     files = new_files(list_inputs([str(tmp_path)], "s"), WatchState())
     assert [os.path.basename(f.path) for f in files] == ["z-first.json", "a-second.json"]
     warehouse = tmp_path / "w.duckdb"
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     land_files(files, Run("run-1", "watch", now), LandingOptions(str(warehouse), str(tmp_path / "pq"), validation=None),
                now)
     assert query(warehouse, "SELECT administrative_gender FROM patient_demographics") == [("male",)]
@@ -84,16 +84,16 @@ def test_a_batch_that_cannot_commit_adds_nothing_to_the_run_counts(tmp_path):
         ensure_tables(con)
     opts = LandingOptions(str(warehouse), str(tmp_path / "pq"), validation=None, lock_wait=0.5)
     files = list_inputs([str(tmp_path / "p.json")], "s").files
-    run = Run("r", "watch", dt.datetime.now(dt.timezone.utc))
+    run = Run("r", "watch", dt.datetime.now(dt.UTC))
     reader = _hold_read_only(warehouse)
     try:
         with pytest.raises(WarehouseBusy, match="busy"):
-            land_files(files, run, opts, dt.datetime.now(dt.timezone.utc))
+            land_files(files, run, opts, dt.datetime.now(dt.UTC))
     finally:
         reader.kill()
         reader.wait()
     assert run.counts.records_in == 0 and run.counts.files_read == 0
-    land_files(files, run, opts, dt.datetime.now(dt.timezone.utc))
+    land_files(files, run, opts, dt.datetime.now(dt.UTC))
     assert (run.counts.records_in, run.counts.patients_landed, run.counts.files_read) == (1, 1, 1)
 
 
@@ -109,7 +109,7 @@ def test_a_reader_during_the_window_validation_of_watch_postpones_the_window(tmp
     with duckdb.connect(str(warehouse)) as con:
         ensure_tables(con)
     opts = LandingOptions(str(warehouse), str(tmp_path / "pq"), validation=ValidationConfig(), lock_wait=0.5)
-    start = dt.datetime.now(dt.timezone.utc)
+    start = dt.datetime.now(dt.UTC)
     run = Run("w", "watch", start)
     land_files(list_inputs([str(tmp_path / "p.json")], "s").files, run, replace(opts, validation=None), start)
     end = start + dt.timedelta(minutes=1)

@@ -30,7 +30,7 @@ def test_a_warehouse_folder_with_glob_characters_lands_everything(tmp_path, run_
     feed = tmp_path / "feed"
     feed.mkdir()
     (feed / "p.ndjson").write_bytes(_patients(3))
-    code, out, err = run_cli("run", "--input", feed, "--warehouse", folder / "w.duckdb")
+    code, _out, err = run_cli("run", "--input", feed, "--warehouse", folder / "w.duckdb")
     assert code == 0, err
     assert query(folder / "w.duckdb", "SELECT count(*) FROM patient_demographics") == [(3,)]
     assert list((folder / "w_parquet" / "patient_demographics").iterdir())
@@ -153,7 +153,7 @@ def test_a_signal_during_the_beam_phase_with_worker_processes_ends_the_run_as_in
     while not list(Path(f"{tmp_path}/.w.duckdb.staging").glob("*/*/progress")) and time.monotonic() < deadline:
         time.sleep(0.2)
     proc.send_signal(sig)
-    out, err = proc.communicate(timeout=120)
+    _out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert err.strip().splitlines()[-1] == "demographics: interrupted"
     assert query(warehouse, "SELECT status FROM runs") == [("interrupted",)]

@@ -1,7 +1,7 @@
 """`demographics run` end to end on the sample feed: real Beam, real DuckDB file, real Parquet."""
 import json
-import re
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path

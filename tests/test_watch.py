@@ -185,7 +185,7 @@ def test_a_file_that_vanished_before_it_was_read_is_not_landed_and_lands_when_it
     drop, warehouse = tmp_path / "drop", tmp_path / "w.duckdb"
     drop.mkdir()
     opts = LandingOptions(str(warehouse), str(tmp_path / "pq"), validation=None)
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     vanished = InputFile(str(drop / "a.ndjson"), "qhio", 0, str(drop / "a.ndjson"))  # listed, gone when read
     landed = land_files([vanished], Run("r1", "watch", now), opts, now, duplicates_land_nothing=True)
     assert [(f.status, f.content_sha256) for f in landed.files] == [("unreadable", None)]

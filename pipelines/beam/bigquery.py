@@ -21,19 +21,33 @@ import datetime as dt
 import functools
 import logging
 import re
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
-from pipelines.beam.read import DELETED as DELETED_KIND, PATIENTS as PATIENTS_KIND
+from pipelines.beam.read import DELETED as DELETED_KIND
+from pipelines.beam.read import PATIENTS as PATIENTS_KIND
 from pipelines.errors import UsageError
 from pipelines.normalize import Policy
 from pipelines.staging import StagedBatch
-from pipelines.tables import (ALL_TABLES, DELETED, LEDGER, OBSERVATIONS, PARQUET_PARTITIONS, PATIENTS, REJECTED, RUNS,
-                              VALIDATION, arrow_schema, bigquery_schema, field_names)
+from pipelines.tables import (
+    ALL_TABLES,
+    DELETED,
+    LEDGER,
+    OBSERVATIONS,
+    PARQUET_PARTITIONS,
+    PATIENTS,
+    REJECTED,
+    RUNS,
+    VALIDATION,
+    arrow_schema,
+    bigquery_schema,
+    field_names,
+)
 from pipelines.warehouse.commit import commit_batch, stage_view
 from pipelines.warehouse.connection import ensure_tables
 from pipelines.warehouse.export import NEW_ROWS, export, plan_export
@@ -137,7 +151,8 @@ def push_statements(landing: Callable[[str], str], loaded: Iterable[str]) -> lis
                           "WHERE k.source = t.source AND k.patient_id = t.patient_id)")
     if PARQUET_PARTITIONS in loaded:
         statements.append(f"DELETE FROM {PARQUET_PARTITIONS} AS t WHERE EXISTS (SELECT 1 FROM "
-                          f"{landing(PARQUET_PARTITIONS)} AS k WHERE k.table_name = t.table_name AND k.source = t.source)")
+                          f"{landing(PARQUET_PARTITIONS)} AS k "
+                          "WHERE k.table_name = t.table_name AND k.source = t.source)")
     for table in (PATIENTS, DELETED, REJECTED, OBSERVATIONS, LEDGER, PARQUET_PARTITIONS, VALIDATION):
         if table in loaded:
             statements.append(f"INSERT INTO {table} ({_columns(table)}) SELECT {_columns(table)} FROM {landing(table)}")
@@ -204,7 +219,7 @@ class BigQueryWarehouse:
         self.jobs = jobs or BigQueryJobs(project, dataset)
 
     @classmethod
-    def of(cls, dataset: str, parquet_dir: str) -> "BigQueryWarehouse":
+    def of(cls, dataset: str, parquet_dir: str) -> BigQueryWarehouse:
         """From `--bigquery_dataset PROJECT:DATASET` (or PROJECT.DATASET)."""
         project, _, name = dataset.replace(":", ".").partition(".")
         if not (project and re.fullmatch(r"\w+", name)):
@@ -253,7 +268,7 @@ class BigQueryWarehouse:
             finally:
                 landing.drop()
 
-    def _export(self, con: duckdb.DuckDBPyConnection, landing: "_Landing", result: Any,
+    def _export(self, con: duckdb.DuckDBPyConnection, landing: _Landing, result: Any,
                 landed_at: dt.datetime) -> str | None:
         """The Parquet copy, as locally; a partition rewritten whole is first read whole from BigQuery (the slice
         holds only the batch's rows). Returns the error that left the copy lagging, if any."""

@@ -12,8 +12,8 @@ import argparse
 import datetime as dt
 import logging
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions, StandardOptions, TestOptions
@@ -139,7 +139,7 @@ def plan_job(args: argparse.Namespace, options: PipelineOptions) -> DataflowJob:
         raise UsageError(f"--completeness_goal: {err}") from None
     runner = _runner(options)
     sink = _sink(args, runner)
-    started_at = dt.datetime.now(dt.timezone.utc)
+    started_at = dt.datetime.now(dt.UTC)
     job_id = options.view_as(GoogleCloudOptions).job_name or new_run_id(started_at)
     staging_dir = f"{temp.rstrip('/')}/{STAGING_FOLDER}/{job_id}"
     streaming = args.subscription is not None

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Any, Iterator, Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
@@ -40,7 +41,7 @@ def _json_object(data: bytes | None) -> dict[str, Any]:
 
 def _instant(text: Any) -> dt.datetime | None:
     try:
-        return dt.datetime.fromisoformat(text).astimezone(dt.timezone.utc) if isinstance(text, str) else None
+        return dt.datetime.fromisoformat(text).astimezone(dt.UTC) if isinstance(text, str) else None
     except ValueError:
         return None
 
@@ -109,7 +110,8 @@ def object_generations(pattern: str) -> dict[str, str]:
     from apache_beam.io.gcp.gcsio import GcsIO, parse_gcs_path
 
     bucket, prefix = parse_gcs_path(_literal_prefix(pattern), object_optional=True)
-    return {f"gs://{bucket}/{blob.name}": str(blob.generation) for blob in GcsIO().client.list_blobs(bucket, prefix=prefix)}
+    blobs = GcsIO().client.list_blobs(bucket, prefix=prefix)
+    return {f"gs://{bucket}/{blob.name}": str(blob.generation) for blob in blobs}
 
 
 class ListInputFilesFn(beam.DoFn):

@@ -2,7 +2,7 @@
 anything runs, so that a typo is a one-line usage error rather than an option Beam silently discards."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from pipelines.errors import UsageError
 

@@ -14,8 +14,9 @@ import time
 import urllib.parse
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
@@ -160,7 +161,8 @@ class _TaskOutput:
     def stats(self, reader: FileReader | None) -> dict[str, Any]:
         return {"input_file": self.file.name, "path": path_token(self.file.path), "source": self.file.source,
                 "order": self.file.order, "generation": self.file.generation,
-                "arrived_at": self.file.arrived_at.isoformat() if self.file.arrived_at else None, "part": self.task.part,
+                "arrived_at": self.file.arrived_at.isoformat() if self.file.arrived_at else None,
+                "part": self.task.part,
                 "parts": self.task.parts, "range_sha256": reader.content_sha256 if reader else None,
                 "raw_bytes": reader.raw_bytes if reader else None,
                 "records_in": sum(self.counts.values()), **{k: self.counts[k] for k in (
@@ -200,7 +202,7 @@ class ReadTaskFn(beam.DoFn):
     def process(self, element: tuple[InputFile, ReadTask]) -> Iterator[Any]:
         file, task = element
         s = self.settings
-        ctx = RowContext(file.source, file.name, s.ingested_at or dt.datetime.now(dt.timezone.utc), s.run_id,
+        ctx = RowContext(file.source, file.name, s.ingested_at or dt.datetime.now(dt.UTC), s.run_id,
                          file.order, s.strict_fhir)
         out = _TaskOutput(file, task, ctx, self.memo, s.chunk_rows)
         reader = None

@@ -15,7 +15,8 @@ import json
 import os
 import uuid
 from collections import defaultdict
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import apache_beam as beam
 import orjson

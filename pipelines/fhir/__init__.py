@@ -1,11 +1,11 @@
 """Reading FHIR files (pure: no Beam): every input shape of the contract, into resources and dead letters."""
 from pipelines.fhir.reader import (
+    FileContents,
     FoundPatient,
     Rejection,
-    FileContents,
-    read_fhir_file,
     read_fhir_bytes,
+    read_fhir_file,
 )
 from pipelines.fhir.reasons import REJECT_REASONS
 
-__all__ = ["FoundPatient", "Rejection", "FileContents", "read_fhir_file", "read_fhir_bytes", "REJECT_REASONS"]
+__all__ = ["REJECT_REASONS", "FileContents", "FoundPatient", "Rejection", "read_fhir_bytes", "read_fhir_file"]

@@ -3,8 +3,9 @@ read in parallel; gzip (a stream that cannot be entered in the middle) and singl
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import IO, Sequence
+from typing import IO
 
 import orjson
 

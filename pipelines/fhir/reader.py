@@ -7,19 +7,28 @@ its position; everything before it is kept. Positions: `byte N` is the offset of
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import itertools
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import IO, Any, Callable, Iterator
+from typing import IO, Any
 
 import orjson
 
 from pipelines.fhir import reasons as R
-from pipelines.fhir.lines import (GZIP_MAGIC, GzipDamaged, InputLimitExceeded, Line, RawRange, gunzip_blocks,
-                                  plain_blocks, split_lines)
-from pipelines.fhir.records import (Deletion, FeedObservation, FoundPatient, OtherResource, Rejection,
-                                    raw_text)
+from pipelines.fhir.lines import (
+    GZIP_MAGIC,
+    GzipDamaged,
+    InputLimitExceeded,
+    Line,
+    RawRange,
+    gunzip_blocks,
+    plain_blocks,
+    split_lines,
+)
+from pipelines.fhir.records import Deletion, FeedObservation, FoundPatient, OtherResource, Rejection, raw_text
 from pipelines.fhir.walker import ENTRY_BITS, DocumentWalker
 
 UTF8_BOM = b"\xef\xbb\xbf"
@@ -82,10 +91,8 @@ class FileReader:
             yield Rejection(f"byte {self.raw_position}", R.UNREADABLE_FILE,
                             f"{type(err).__name__}: {err.strerror or err}", "")
         finally:
-            try:
+            with contextlib.suppress(OSError):
                 self.source.drain()
-            except OSError:
-                pass
 
     # ------------------------------------------------------------------ shape
 
@@ -290,10 +297,9 @@ def read_fhir_file(path: str, limits: ReadLimits = ReadLimits(),
                    is_demographic_observation: Callable[[dict], bool] = _never) -> FileContents:
     """Reads a whole local file (tests and small files)."""
     try:
-        raw = open(path, "rb")
-    except OSError as err:
+        with open(path, "rb") as raw:
+            return collect(FileReader(raw, path, limits, is_demographic_observation))
+    except OSError as err:  # opening it: FileReader turns errors while reading into dead letters
         out = FileContents()
         out.rejections.append(Rejection("file", R.UNREADABLE_FILE, f"{type(err).__name__}: {err.strerror or err}", ""))
         return out
-    with raw:
-        return collect(FileReader(raw, path, limits, is_demographic_observation))

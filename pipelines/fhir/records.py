@@ -91,7 +91,7 @@ def parse_instant(value: Any) -> dt.datetime | None:
     main, fraction, zone = match.groups()
     text = f"{main}.{(fraction or '0')[:6]}{'+00:00' if zone == 'Z' else zone}"
     try:
-        return dt.datetime.fromisoformat(text).astimezone(dt.timezone.utc)
+        return dt.datetime.fromisoformat(text).astimezone(dt.UTC)
     except (ValueError, OverflowError):
         return None
 

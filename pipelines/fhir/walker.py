@@ -9,13 +9,23 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import orjson
 
 from pipelines.fhir import reasons as R
-from pipelines.fhir.records import (Deletion, FeedObservation, FoundPatient, KeptResource, OtherResource, Rejection,
-                                    parse_instant, patient_key_of_reference, raw_text)
+from pipelines.fhir.records import (
+    Deletion,
+    FeedObservation,
+    FoundPatient,
+    KeptResource,
+    OtherResource,
+    Rejection,
+    parse_instant,
+    patient_key_of_reference,
+    raw_text,
+)
 
 MAX_CONTAINER_DEPTH = 16
 ENTRY_BITS = 24  # a record's ordinal is (offset of its line << ENTRY_BITS) + its index in the document

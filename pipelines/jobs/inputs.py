@@ -2,16 +2,17 @@
 stable order. What cannot be listed or must not be followed becomes a dead letter, never a silent skip."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import stat
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
 
-from pipelines.fhir import reasons as R
 from pipelines.beam.read import InputFile
 from pipelines.errors import UsageError
+from pipelines.fhir import reasons as R
 from pipelines.fhir.records import Rejection
 
 log = logging.getLogger(__name__)
@@ -112,8 +113,6 @@ def list_inputs(paths: Sequence[str], source: str | None, follow_symlinks: bool 
 def total_bytes(files: Sequence[InputFile]) -> int:
     size = 0
     for f in files:
-        try:
+        with contextlib.suppress(OSError):
             size += os.stat(f.path).st_size
-        except OSError:
-            pass
     return size

@@ -12,10 +12,11 @@ import shutil
 import threading
 import time
 import uuid
-from contextlib import contextmanager
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -95,7 +96,7 @@ class Run:
 def recorded_run(sink: Sink, mode: str, sources: Sequence[str], inputs: Sequence[str],
                  runner: str) -> Iterator[Run]:
     """Records the run in `runs`: running, then succeeded / unreconciled / stopped, failed or interrupted."""
-    started_at = dt.datetime.now(dt.timezone.utc)
+    started_at = dt.datetime.now(dt.UTC)
     run = Run(new_run_id(started_at), mode, started_at)
     sink.start_run(run.run_id, mode, sources, inputs, runner, started_at)
     try:
@@ -104,12 +105,12 @@ def recorded_run(sink: Sink, mode: str, sources: Sequence[str], inputs: Sequence
         status = "interrupted" if isinstance(err, KeyboardInterrupt) else "failed"
         message = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
         try:
-            sink.finish_run(run.run_id, status, run.counts, dt.datetime.now(dt.timezone.utc), message)
-        except Exception:  # noqa: BLE001 - the original error is on its way; the next start repairs the row
+            sink.finish_run(run.run_id, status, run.counts, dt.datetime.now(dt.UTC), message)
+        except Exception:  # the original error is on its way; the next start repairs the row
             log.debug("could not record the end of run %s", run.run_id, exc_info=True)
         raise
     status = run.status or ("succeeded" if run.counts.reconciles else "unreconciled")
-    run.ended_at = dt.datetime.now(dt.timezone.utc)
+    run.ended_at = dt.datetime.now(dt.UTC)
     sink.finish_run(run.run_id, status, run.counts, run.ended_at, "; ".join(run.messages) or None)
 
 
@@ -122,7 +123,7 @@ class ProgressLine:
         self.thread = threading.Thread(target=self._loop, name="progress", daemon=True)
         self.started = time.monotonic()
 
-    def __enter__(self) -> "ProgressLine":
+    def __enter__(self) -> ProgressLine:
         self.thread.start()
         return self
 
@@ -219,10 +220,8 @@ def _interruptible(enabled: bool) -> Iterator[None]:
     def stop(_signum: int, _frame: Any) -> None:
         interrupted.set()
         for pid in _descendants(os.getpid()):
-            try:
+            with suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
         raise KeyboardInterrupt
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -315,7 +314,7 @@ def land_staged(sink: Sink, batch: StagedBatch, run: Run, policy: Policy | None,
                 validation: ValidationConfig | None) -> Landed:
     """The landing half of the sequence (match, commit, export, validate), after staging; adds the batch's counts
     to the run only once it has landed."""
-    landed = sink.land(batch, run.run_id, dt.datetime.now(dt.timezone.utc), policy or load_policy(),
+    landed = sink.land(batch, run.run_id, dt.datetime.now(dt.UTC), policy or load_policy(),
                        duplicates_land_nothing, validation)
     run.counts.merge(landed.counts)
     run.validation_rows += landed.validation_rows
@@ -338,7 +337,5 @@ def _size(path: str) -> int:
 
 def _remove_empty_parents(folder: Path, root: Path) -> None:
     for parent in (folder.parent, root):
-        try:
+        with suppress(OSError):
             parent.rmdir()
-        except OSError:
-            pass

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Sequence
 
 from pipelines.jobs.inputs import list_inputs
 from pipelines.jobs.landing import LandingOptions, Run, ensure_runner, land_files, recorded_run

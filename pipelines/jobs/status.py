@@ -5,8 +5,9 @@ Reads the warehouse read-only (it works while `watch` runs) and prints counts an
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import duckdb
 
@@ -55,8 +56,8 @@ def collect_status(con: duckdb.DuckDBPyConnection, drop_dirs: Sequence[str] | No
             "SELECT DISTINCT unnest(inputs) FROM (SELECT inputs FROM runs WHERE mode = 'watch' "
             "ORDER BY started_at DESC LIMIT 1)").fetchall()]
     waiting = waiting_files(con, drop_dirs)
-    sections["files waiting"] = (["folder", "waiting"], [(d, sum(1 for w in waiting if w.startswith(str(Path(d).resolve()))))
-                                                         for d in drop_dirs])
+    waiting_by_dir = [(d, sum(1 for w in waiting if w.startswith(str(Path(d).resolve())))) for d in drop_dirs]
+    sections["files waiting"] = (["folder", "waiting"], waiting_by_dir)
     sections["rejects by reason"] = _rows(con, """
         SELECT source, reason, count(*) AS records FROM rejected_records GROUP BY ALL ORDER BY source, records DESC""")
     # The strata of the report's completeness table (contract 4.2 rule 4): unmapped text alone is reported but
@@ -85,7 +86,7 @@ def render_status(sections: dict[str, tuple[list[str], list[tuple]]], now: dt.da
     """Plain-text tables, one per section."""
     if not sections:
         return "nothing has run against this warehouse yet"
-    lines = [f"status at {(now or dt.datetime.now(dt.timezone.utc)).strftime('%Y-%m-%d %H:%M:%S')} UTC"]
+    lines = [f"status at {(now or dt.datetime.now(dt.UTC)).strftime('%Y-%m-%d %H:%M:%S')} UTC"]
     for title, (columns, rows) in sections.items():
         lines += ["", f"{title}:"]
         if not rows:
@@ -93,6 +94,6 @@ def render_status(sections: dict[str, tuple[list[str], list[tuple]]], now: dt.da
             continue
         cells = [[("" if v is None else str(v)) for v in row] for row in rows]
         widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
-        lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(columns, widths)))
-        lines += ["  " + "  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in cells]
+        lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
+        lines += ["  " + "  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in cells]
     return "\n".join(lines)

@@ -19,10 +19,10 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterator
 
 from pipelines.beam.read import InputFile
 from pipelines.errors import UsageError, WarehouseBusy
@@ -72,7 +72,7 @@ def _signature(path: str) -> tuple[int, int] | None:
 def _arrival(path: str) -> dt.datetime | None:
     """A file's arrival: its inode change time (the rename into the drop folder)."""
     try:
-        return dt.datetime.fromtimestamp(os.stat(path).st_ctime, dt.timezone.utc)
+        return dt.datetime.fromtimestamp(os.stat(path).st_ctime, dt.UTC)
     except OSError:
         return None
 
@@ -94,7 +94,7 @@ def new_files(listed: ListedInputs, state: WatchState) -> list[InputFile]:
     """Files not decided yet, in arrival order (so that the later delivery of a Patient wins a tie)."""
     fresh = [f for f in listed.files
              if state.landed.get(f.path) != _signature(f.path) and not _already_landed(state, f)]
-    fresh.sort(key=lambda f: (_arrival(f.path) or dt.datetime.max.replace(tzinfo=dt.timezone.utc), f.path))
+    fresh.sort(key=lambda f: (_arrival(f.path) or dt.datetime.max.replace(tzinfo=dt.UTC), f.path))
     return [replace(f, order=i, arrived_at=_arrival(f.path)) for i, f in enumerate(fresh)]
 
 
@@ -171,7 +171,7 @@ def watch(input_dir: str, opts: LandingOptions, source: str | None = None, poll_
                 # Ctrl-C in a terminal also reaches Beam's worker processes: that landing failed as a whole (one
                 # transaction) and its files land at the next start.
                 log.warning("stopped during a landing: its files land at the next start")
-            now = dt.datetime.now(dt.timezone.utc)
+            now = dt.datetime.now(dt.UTC)
             if opts.validation and (now - window_start).total_seconds() >= window_seconds:
                 window_start = _validate_window(opts, run, source, window_start, now)
             if stop.event.is_set() or (deadline is not None and time.monotonic() >= deadline):
@@ -179,7 +179,7 @@ def watch(input_dir: str, opts: LandingOptions, source: str | None = None, poll_
             wait = poll_interval if deadline is None else min(poll_interval, max(0.0, deadline - time.monotonic()))
             stop.event.wait(wait)
         if opts.validation:
-            _validate_window(opts, run, source, window_start, dt.datetime.now(dt.timezone.utc))
+            _validate_window(opts, run, source, window_start, dt.datetime.now(dt.UTC))
         reason = stop.reason or "stop-after"
         run.status = "stopped"
         run.messages.append(f"stopped by {reason}")
@@ -195,7 +195,7 @@ def _poll_once(folder: Path, source: str, state: WatchState, run: Run, opts: Lan
     if not files and not rejects:
         return
     signatures = {f.path: _signature(f.path) for f in files}
-    ingested_at = dt.datetime.now(dt.timezone.utc)
+    ingested_at = dt.datetime.now(dt.UTC)
     try:
         landed = land_files(files, run, opts, ingested_at, duplicates_land_nothing=True, listing_rejects=rejects,
                             interruptible=False)

@@ -11,10 +11,10 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
-
-import orjson
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+import orjson
 
 from . import warning_codes
 from .classify import (
@@ -25,28 +25,42 @@ from .classify import (
     status_of,
     unmapped_text_only,
 )
-from .demographics import (administrative_gender, birth_date, current_address, general_practitioner,
-                           managing_organization, postal_code, preferred_language, state)
-from .evidence import (Question, observation_question, question_signature, race_ethnicity_extensions, read_extensions,
-                       read_observations)
+from .demographics import (
+    administrative_gender,
+    birth_date,
+    current_address,
+    general_practitioner,
+    managing_organization,
+    postal_code,
+    preferred_language,
+    state,
+)
+from .evidence import (
+    Question,
+    observation_question,
+    question_signature,
+    race_ethnicity_extensions,
+    read_extensions,
+    read_observations,
+)
 from .policy import Policy, PolicyError, load_policy
 from .tables import Tables, tables
 from .warning_codes import ALL_CODES as WARNING_CODES
 
 __all__ = [
+    "NORMALIZATION_ERROR",
+    "OUTPUT_KEYS",
+    "WARNING_CODES",
     "Policy",
     "PolicyError",
-    "WARNING_CODES",
-    "OUTPUT_KEYS",
+    "RaceEthnicity",
     "is_demographic_observation",
     "load_policy",
     "normalize_patient",
     "other_demographics",
     "race_ethnicity",
     "race_ethnicity_extensions",
-    "RaceEthnicity",
     "warning_codes",
-    "NORMALIZATION_ERROR",
 ]
 
 _log = logging.getLogger(__name__)

@@ -26,7 +26,7 @@ def clean_code(raw: Any, warn: list[str]) -> str | None:
     return None
 
 
-def lookup_system(raw: Any, t: Tables, warn: list[str]) -> SystemInfo | None | str:
+def lookup_system(raw: Any, t: Tables, warn: list[str]) -> SystemInfo | str | None:
     """SystemInfo for a known URI, None when absent, the string 'unknown' for an unrecognized one."""
     if raw is None:
         return None

@@ -17,8 +17,8 @@ _DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
 _DATETIME_PREFIX = re.compile(r"^(\d{4}-\d{2}-\d{2})[T ]\d{2}:\d{2}")
 _SUBTAG = re.compile(r"^[a-z]{2,3}$")
 _ZIP = re.compile(r"^(\d{5})(?:[- ]?\d{4})?$")
-_BCP47_SYSTEMS = frozenset({"urn:ietf:bcp:47", "urn:ietf:rfc:5646"})
-_ISO639_SYSTEMS = frozenset({"urn:iso:std:iso:639-1", "urn:iso:std:iso:639-2", "urn:iso:std:iso:639-3"})
+_LANGUAGE_SYSTEMS = frozenset({"urn:ietf:bcp:47", "urn:ietf:rfc:5646",  # BCP 47
+                               "urn:iso:std:iso:639-1", "urn:iso:std:iso:639-2", "urn:iso:std:iso:639-3"})
 
 
 def administrative_gender(value: Any, warn: list[str]) -> str | None:
@@ -99,9 +99,7 @@ def _language_of(comm: Any, t: Tables, policy: Policy, warn: list[str]) -> str |
             if not isinstance(coding, dict):
                 continue
             system = coding.get("system")
-            if system is not None and not (
-                isinstance(system, str) and (system_key(system) in _BCP47_SYSTEMS or system_key(system) in _ISO639_SYSTEMS)
-            ):
+            if system is not None and not (isinstance(system, str) and system_key(system) in _LANGUAGE_SYSTEMS):
                 continue
             subtag, repaired = _language_from_code(coding.get("code"), t)
             if subtag is not None:

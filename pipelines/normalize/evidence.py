@@ -22,7 +22,8 @@ class Question:
     extension is an ethnicity answer (contract 4.2 rule 3); decisive/coded stay with the question that carried them.
     """
 
-    __slots__ = ("name", "codes", "declined", "unknown", "unmapped", "multiple", "decisive", "coded", "texts", "formats")
+    __slots__ = ("coded", "codes", "decisive", "declined", "formats", "multiple", "name", "texts", "unknown",
+                 "unmapped")
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -104,7 +105,8 @@ class Reader:
                 q.texts.append(value)
             q.formats.add(fmt)
 
-    def add_codeable_concept(self, cc: Any, slot: str, role: str, fmt: str, default_kind: str | None, loinc: str | None) -> None:
+    def add_codeable_concept(self, cc: Any, slot: str, role: str, fmt: str, default_kind: str | None,
+                             loinc: str | None) -> None:
         if not isinstance(cc, dict):
             self.warn.append(W.MALFORMED_CODING)
             return
@@ -116,7 +118,8 @@ class Reader:
             self.warn.append(W.MALFORMED_CODING)
         self.add_text(cc.get("text"), slot, fmt)
 
-    def add_value(self, element: Mapping[str, Any], slot: str, role: str, fmt: str, default_kind: str | None, loinc: str | None = None) -> bool:
+    def add_value(self, element: Mapping[str, Any], slot: str, role: str, fmt: str, default_kind: str | None,
+                  loinc: str | None = None) -> bool:
         """Read value[x] of an extension or Observation; False when it has none we understand."""
         found = False
         if "valueCoding" in element:

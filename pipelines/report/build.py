@@ -12,16 +12,23 @@ from typing import Any
 import duckdb
 
 from pipelines.errors import UsageError
-from pipelines.report.command import BY_FIELDS
 from pipelines.report.measure_inputs import MeasureInput
 from pipelines.report.measure_model import build_measure_models
 from pipelines.report.measures import MeasureFigures, read_measure_figures
 from pipelines.report.model import build_model
-from pipelines.report.publish import (TREND, arrow_table, measure_reasons, publish_measures, publish_table,
-                                      publish_trend, publish_unmatched, rows_of_group, write_table)
+from pipelines.report.publish import (
+    TREND,
+    arrow_table,
+    measure_reasons,
+    publish_measures,
+    publish_table,
+    publish_trend,
+    publish_unmatched,
+    rows_of_group,
+    write_table,
+)
 from pipelines.report.suppression import Suppression
-from pipelines.report.tables import (ALL, NO_GROUP, family_query, quoted, records, report_tables, table_query,
-                                     view_query)
+from pipelines.report.tables import ALL, NO_GROUP, family_query, quoted, records, report_tables, table_query, view_query
 from pipelines.tables import PATIENTS, VALIDATION
 from pipelines.warehouse import table_exists
 

@@ -141,7 +141,7 @@ def write_report(report) -> list[str]:
     return lines
 
 
-def write_measures(measures: "Measures", options: "ReportOptions") -> list[str]:
+def write_measures(measures: Measures, options: ReportOptions) -> list[str]:
     """measures and measures_unmatched (CSV and Parquet), measures_rejected.csv; the lines that say what became
     of the results read."""
     from pipelines.report.build import MEASURE_REJECTS

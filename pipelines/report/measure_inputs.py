@@ -22,8 +22,7 @@ import pyarrow.parquet as pq
 
 from pipelines.errors import UsageError
 from pipelines.report.measure_reports import NotJson, OtherResource, read_measure_reports
-from pipelines.report.measure_results import (OPTIONAL_COLUMNS, REQUIRED_COLUMNS, Invalid, MeasureResult,
-                                              check_result)
+from pipelines.report.measure_results import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, Invalid, MeasureResult, check_result
 
 RESULT_SCHEMA = pa.schema([("source", pa.string()), ("patient_id", pa.string()), ("measure", pa.string()),
                            ("denominator", pa.bool_()), ("numerator", pa.bool_()), ("exclusion", pa.bool_())])

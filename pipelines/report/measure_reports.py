@@ -126,13 +126,13 @@ def _is_measure_report(resource: dict[str, Any]) -> bool:
 
 
 # The reader's dead letters, as rejects of measure results; the others make the file unreadable (one line, exit 2).
-_REJECTS = {R.INVALID_JSON: "measure_report_invalid_json", R.NOT_FHIR_RESOURCE: "measure_report_not_fhir_resource",
-            R.INVALID_BUNDLE: "measure_report_invalid_container", R.BUNDLE_ENTRY_INVALID: "measure_report_invalid_container",
-            R.BUNDLE_ENTRY_WITHOUT_RESOURCE: "measure_report_invalid_container",
-            R.INVALID_PARAMETERS: "measure_report_invalid_container", R.PARAMETER_INVALID: "measure_report_invalid_container",
-            R.NESTING_TOO_DEEP: "measure_report_invalid_container", R.TOO_MANY_RECORDS: "measure_report_invalid_container",
-            R.PATIENT_WITHOUT_ID: "measure_report_not_fhir_resource", R.RECORD_TOO_LARGE: "measure_report_invalid_json",
-            R.DELETION_NOT_IDENTIFIED: "measure_report_invalid_container"}
+_REJECTS = {
+    R.INVALID_JSON: "measure_report_invalid_json", R.RECORD_TOO_LARGE: "measure_report_invalid_json",
+    R.NOT_FHIR_RESOURCE: "measure_report_not_fhir_resource", R.PATIENT_WITHOUT_ID: "measure_report_not_fhir_resource",
+    **dict.fromkeys((R.INVALID_BUNDLE, R.BUNDLE_ENTRY_INVALID, R.BUNDLE_ENTRY_WITHOUT_RESOURCE, R.INVALID_PARAMETERS,
+                     R.PARAMETER_INVALID, R.NESTING_TOO_DEEP, R.TOO_MANY_RECORDS, R.DELETION_NOT_IDENTIFIED),
+                    "measure_report_invalid_container"),
+}
 
 
 def read_measure_reports(stream: IO[bytes], name: str = "") -> Iterator[tuple[str, Found]]:

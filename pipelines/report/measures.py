@@ -23,8 +23,15 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pipelines.normalize.classify import UNKNOWN
-from pipelines.report.tables import (ALL, HEDIS_ETHNICITY_STRATA, HEDIS_RACE_STRATA, SINGLE_CATEGORIES, quoted,
-                                     records, values_relation)
+from pipelines.report.tables import (
+    ALL,
+    HEDIS_ETHNICITY_STRATA,
+    HEDIS_RACE_STRATA,
+    SINGLE_CATEGORIES,
+    quoted,
+    records,
+    values_relation,
+)
 from pipelines.tables import PATIENTS
 
 if TYPE_CHECKING:
@@ -55,7 +62,7 @@ class MeasureFigures:
     counts: Mapping[str, int]  # what became of the results read (`COUNTS`)
     sources: tuple[str, ...]  # the reported sources
     files: tuple[str, ...] = ()  # the --measures files
-    rejects: Sequence["Reject"] = ()
+    rejects: Sequence[Reject] = ()
     other_resources: Mapping[str, int] = dataclasses.field(default_factory=Counter)
 
 
@@ -146,7 +153,7 @@ FROM {COUNTED} GROUP BY ALL ORDER BY ALL
 """
 
 
-def read_measure_figures(con: "duckdb.DuckDBPyConnection", inputs: "MeasureInput",
+def read_measure_figures(con: duckdb.DuckDBPyConnection, inputs: MeasureInput,
                          sources: Sequence[str]) -> MeasureFigures:
     """The results joined to the warehouse (a temporary view on this connection; the file is not changed)."""
     con.register(RESULTS, inputs.table())

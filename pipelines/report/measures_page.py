@@ -33,7 +33,7 @@ def _rate_cell(row: Mapping[str, Any]) -> Cell:
         return Cell("hidden", "", COMPLEMENTARY)
     if row["rate"] is None:
         return Cell("NA", "", "")
-    return Cell(f"{row['rate']:.1%}", f"{row['rate_ci_low']:.1%}–{row['rate_ci_high']:.1%}", "")
+    return Cell(f"{row['rate']:.1%}", f"{row['rate_ci_low']:.1%}\u2013{row['rate_ci_high']:.1%}", "")
 
 
 def _comparison(row: Mapping[str, Any], reference: str) -> tuple[Cell, Cell]:
@@ -62,7 +62,7 @@ def anchor(measure: str) -> str:
     return "measure-" + (re.sub(r"[^a-z0-9]+", "-", measure.lower()).strip("-") or "unnamed")
 
 
-def _block(report: "Report", measure: str, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def _block(report: Report, measure: str, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """One measure: its chart and a table per stratifier."""
     from pipelines.report.charts import rate_panels
 
@@ -73,7 +73,8 @@ def _block(report: "Report", measure: str, rows: Sequence[Mapping[str, Any]]) ->
         reference = report.options.reference.get(stratifier, TOTAL)
         keys = [(r["source"], r["measure"], r["stratifier"], r["stratum"]) for r in mine]
         tables.append({"title": STRATIFIER_TITLES[stratifier], "reference": label(reference),
-                       "lines": [measure_line(r, measures.hidden[k], reference, min_cell) for r, k in zip(mine, keys)]})
+                       "lines": [measure_line(r, measures.hidden[k], reference, min_cell)
+                                 for r, k in zip(mine, keys, strict=True)]})
         reference_row = next((r for r in mine if r["stratum"] == reference), None)
         panels.append((STRATIFIER_TITLES[stratifier],  # strata with nobody have nothing to draw (hidden is not 0)
                        [_point(r, min_cell) for r in mine if r["denominator"] != 0],
@@ -81,7 +82,7 @@ def _block(report: "Report", measure: str, rows: Sequence[Mapping[str, Any]]) ->
     return {"name": measure, "anchor": anchor(measure), "chart": rate_panels(panels), "tables": tables}
 
 
-def measures_section(report: "Report") -> dict[str, Any] | None:
+def measures_section(report: Report) -> dict[str, Any] | None:
     """What the template shows of the measures (None without --measures)."""
     if report.measures is None:
         return None
@@ -90,7 +91,7 @@ def measures_section(report: "Report") -> dict[str, Any] | None:
     names = list(dict.fromkeys(r["measure"] for r in plan))
     unmatched = [Line(f"{r['measure']}: {r['reason']}", REASONS.get(r["reason"], ""), tuple(
         count_cell(r[column], reason, report.options.min_cell)
-        for column, reason in zip(("denominator", "numerator"), report.measures.hidden[unmatched_key(r)])))
+        for column, reason in zip(("denominator", "numerator"), report.measures.hidden[unmatched_key(r)], strict=True)))
         for r in report.measures.unmatched if r["source"] == ALL]
     return {"blocks": [_block(report, m, [r for r in plan if r["measure"] == m]) for m in names],
             "columns": COLUMNS, "unmatched": {"lines": unmatched}, "unmatched_columns": UNMATCHED_COLUMNS,

@@ -44,7 +44,7 @@ def _is_finest(row: Row, by_group: bool) -> bool:
 
 
 def _matches(level: tuple[str, str], cell: tuple[str, str]) -> bool:
-    return all(want in (ALL, have) for want, have in zip(level, cell))
+    return all(want in (ALL, have) for want, have in zip(level, cell, strict=True))
 
 
 def _strata_of(value: Any) -> tuple[Any, ...]:
@@ -108,7 +108,7 @@ def build_model(definitions: Sequence[Table], rows: Mapping[str, Sequence[Row]],
             b.figure(total_key(r), b.total_members(PEOPLE, (r["grp"], r["source"])), r["denominator"])
     values = [sum(b.values[i] for i in members) for members in b.figures]
     figures = [Figure(members, value, value * _weight(key, by_group))
-               for members, value, key in zip(b.figures, values, b.first_key)]
+               for members, value, key in zip(b.figures, values, b.first_key, strict=True)]
     problem = Problem(len(b.values), tuple(figures), tuple(_relations(definitions, rows, b, figures)),
                       tuple(_identities(b, bases)))
     return Model(problem, b.figure_of)

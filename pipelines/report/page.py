@@ -112,7 +112,7 @@ def cell(row: Mapping[str, Any] | None, min_cell: int) -> Cell:
     return count_cell(row["patients"], row["suppression_reason"], min_cell, share)
 
 
-def columns(report: "Report", grp: str) -> list[Column]:
+def columns(report: Report, grp: str) -> list[Column]:
     """Plan page: all sources, then each; provider page: the provider (all sources, then each), then the plan."""
     many = len(report.sources) > 1
     if grp == ALL:
@@ -130,7 +130,7 @@ def _detail(row: Mapping[str, Any]) -> str:
     return " · ".join(str(row[k]) for k in ("display", "category") if row.get(k))
 
 
-def section(report: "Report", name: str, cols: Sequence[Column]) -> Section:
+def section(report: Report, name: str, cols: Sequence[Column]) -> Section:
     t = next(d for d in report_tables() if d.name == name)
     rows = report.tables[name]
     index = _index(rows)
@@ -143,7 +143,7 @@ def section(report: "Report", name: str, cols: Sequence[Column]) -> Section:
     return Section(name, *TITLES[name], t.description, lines, _chart(report, rows, strata, cols))
 
 
-def _chart(report: "Report", rows: Sequence[Mapping[str, Any]], strata: Sequence[Any], cols: Sequence[Column]) -> Any:
+def _chart(report: Report, rows: Sequence[Mapping[str, Any]], strata: Sequence[Any], cols: Sequence[Column]) -> Any:
     from pipelines.report.charts import share_bars
 
     index = _index(rows)
@@ -163,7 +163,7 @@ def _point(row: Mapping[str, Any] | None, text: str, series: str, min_cell: int)
     return {"label": text, "series": series, "share": row["share"], "marker": marker}
 
 
-def completeness_chart(report: "Report", cols: Sequence[Column]) -> Any:
+def completeness_chart(report: Report, cols: Sequence[Column]) -> Any:
     """Reported share per column (source, provider, plan) against the goal."""
     from pipelines.report.charts import share_bars
 
@@ -173,7 +173,7 @@ def completeness_chart(report: "Report", cols: Sequence[Column]) -> Any:
     return share_bars(points, [c.heading for c in cols], goal=report.options.goal)
 
 
-def trend_chart(report: "Report") -> Any:
+def trend_chart(report: Report) -> Any:
     from pipelines.report.charts import trend_lines
 
     points = [{"series": "All sources" if p["source"] == ALL else p["source"],
@@ -181,14 +181,14 @@ def trend_chart(report: "Report") -> Any:
     return trend_lines(points, report.options.goal) if any(p["share"] is not None for p in points) else None
 
 
-def headline(report: "Report", grp: str) -> dict[str, Any]:
+def headline(report: Report, grp: str) -> dict[str, Any]:
     """The figures at the top of a page: patients (None when hidden) and the reported share."""
     row = _index(report.tables["completeness"])[grp, ALL, REPORTED]
     return {"patients": row["denominator"], "reported": cell(row, report.options.min_cell),
             "meets_goal": row["meets_goal"]}
 
 
-def report_page(report: "Report", grp: str, provider_pages: Mapping[str, str] | None = None,
+def report_page(report: Report, grp: str, provider_pages: Mapping[str, str] | None = None,
                 by: str | None = None) -> str:
     """index.html of the plan (grp ALL) or of one provider group."""
     from pipelines.report.measures_page import measures_section
@@ -203,4 +203,4 @@ def report_page(report: "Report", grp: str, provider_pages: Mapping[str, str] | 
                   headline=headline(report, grp), provider=None if grp == ALL else grp,
                   provider_label="Patients without a provider" if grp == NO_GROUP else grp, by=by,
                   provider_pages=provider_pages or {}, counts=report.counts(),
-                  generated=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+                  generated=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"))

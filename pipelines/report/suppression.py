@@ -116,7 +116,7 @@ def suppress(problem: Problem, min_cell: int) -> Suppression:
             hidden[complement] = COMPLEMENTARY
 
 
-def _first_exposed(system: "_System", hidden: Mapping[int, str], settled: set[int]) -> int | None:
+def _first_exposed(system: _System, hidden: Mapping[int, str], settled: set[int]) -> int | None:
     """The smallest hidden figure not yet known to be protected that is not; settles the ones that are."""
     for figure in sorted(hidden, key=lambda i: (system.problem.figures[i].value, i)):
         if figure in settled:
@@ -164,7 +164,7 @@ def _neighbours(problem: Problem) -> dict[int, set[int]]:
     return linked
 
 
-def _choose_complement(problem: Problem, system: "_System", hidden: dict[int, str], exposed: int) -> int | None:
+def _choose_complement(problem: Problem, system: _System, hidden: dict[int, str], exposed: int) -> int | None:
     """The nearest published nonzero figures (same row or column first, then further), cheapest first; the first
     whose hiding protects `exposed`, else the cheapest. None when nothing related is left to hide."""
     linked = system.neighbours

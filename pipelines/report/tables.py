@@ -51,11 +51,11 @@ class Table:
     description: str = ""
 
 
-def records(con: "duckdb.DuckDBPyConnection", sql: str) -> list[dict[str, Any]]:
+def records(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:
     """The rows of a query as dicts."""
     result = con.execute(sql)
     names = [d[0] for d in result.description]
-    return [dict(zip(names, values)) for values in result.fetchall()]
+    return [dict(zip(names, values, strict=True)) for values in result.fetchall()]
 
 
 def quoted(value: str) -> str:

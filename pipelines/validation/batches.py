@@ -8,9 +8,10 @@ Temp tables live on the connection that made them, which is the one GX is lent.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import duckdb
@@ -26,13 +27,13 @@ class Batches:
     whole: str | None
 
 
-def present_columns(con: "duckdb.DuckDBPyConnection", rows: str, params: Sequence[Any]) -> list[str]:
+def present_columns(con: duckdb.DuckDBPyConnection, rows: str, params: Sequence[Any]) -> list[str]:
     """The columns of the rows' query (none is read)."""
     return [d[0] for d in con.execute(f"SELECT * FROM ({rows}) AS batch LIMIT 0", list(params)).description]
 
 
-def computable(con: "duckdb.DuckDBPyConnection", rows: str, params: Sequence[Any],
-               derived: Sequence["DerivedColumn"]) -> list["DerivedColumn"]:
+def computable(con: duckdb.DuckDBPyConnection, rows: str, params: Sequence[Any],
+               derived: Sequence[DerivedColumn]) -> list[DerivedColumn]:
     """The derived columns whose inputs the rows have. One left out makes its expectation fail with GX's
     'column does not exist', as for any missing column (the lineage suite names the missing ones)."""
     import duckdb
@@ -47,13 +48,13 @@ def computable(con: "duckdb.DuckDBPyConnection", rows: str, params: Sequence[Any
     return found
 
 
-def select_list(columns: Sequence[str], derived: Sequence["DerivedColumn"]) -> str:
+def select_list(columns: Sequence[str], derived: Sequence[DerivedColumn]) -> str:
     return ",\n  ".join([f'"{c}"' for c in columns] + [f'({d.sql}) AS "{d.name}"' for d in derived])
 
 
 @contextmanager
-def materialized(con: "duckdb.DuckDBPyConnection", rows: str, params: Sequence[Any], columns: Sequence[str],
-                 derived: Sequence["DerivedColumn"]) -> Iterator[Batches]:
+def materialized(con: duckdb.DuckDBPyConnection, rows: str, params: Sequence[Any], columns: Sequence[str],
+                 derived: Sequence[DerivedColumn]) -> Iterator[Batches]:
     """Materializes `rows` (a query with `params`) per source: the wanted `columns` it has and the `derived`
     columns it can compute. The tables are dropped on exit."""
     present = set(present_columns(con, rows, params))

@@ -7,8 +7,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections import OrderedDict
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from pipelines.validation.store import COMPLETENESS_LABELS
 
@@ -84,7 +85,7 @@ def _when(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, dt.datetime):
-        return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+        return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
     return str(value)
 
 
@@ -99,7 +100,7 @@ def _batch_key(row: dict[str, Any]) -> tuple:
             _when(row.get("window_start")), row.get("validation_id") or "", row.get("run_id") or "")
 
 
-def group_batches(rows: Iterable[dict[str, Any]]) -> "OrderedDict[tuple, list[dict[str, Any]]]":
+def group_batches(rows: Iterable[dict[str, Any]]) -> OrderedDict[tuple, list[dict[str, Any]]]:
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for row in rows:
         groups.setdefault(_batch_key(row), []).append(row)
@@ -196,7 +197,7 @@ def render_html(rows: list[dict[str, Any]], title: str = "Demographics validatio
     batches = [(_batch_line(batch), [dict(r, observed=describe(r), facts=key_facts(r)) for r in batch])
                for batch in group_batches(rows).values()]
     return render("validation.html.j2", title=title, headline=headline(rows) if rows else "Nothing was validated.",
-                  batches=batches, generated=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ"))
+                  batches=batches, generated=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ"))
 
 
 def write_html_summary(rows: list[dict[str, Any]], path: str | Path) -> None:

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
 import uuid
-from typing import TYPE_CHECKING, Any, Iterable
+from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -50,7 +51,7 @@ class NoPatientsError(LookupError):
     """The warehouse has no patient_demographics table: nothing has landed yet."""
 
 
-def ensure_validation_results_table(con: "duckdb.DuckDBPyConnection") -> None:
+def ensure_validation_results_table(con: duckdb.DuckDBPyConnection) -> None:
     columns = ",\n    ".join(f"{name} {sql_type}" for name, sql_type, _ in RESULT_COLUMNS)
     con.execute(f"CREATE TABLE IF NOT EXISTS {RESULTS_TABLE} (\n    {columns}\n)")
 
@@ -60,7 +61,7 @@ def results_arrow(rows: Iterable[dict[str, Any]]) -> pa.Table:
                                 schema=RESULTS_ARROW_SCHEMA)
 
 
-def store_results(con: "duckdb.DuckDBPyConnection", rows: list[dict[str, Any]]) -> None:
+def store_results(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]]) -> None:
     """Appends validation_results rows in one Arrow batch insert (creates the table if needed)."""
     ensure_validation_results_table(con)
     if not rows:
@@ -74,7 +75,7 @@ def store_results(con: "duckdb.DuckDBPyConnection", rows: list[dict[str, Any]]) 
         con.unregister(view)
 
 
-_validators: dict[ValidationConfig, "Future[Validator]"] = {}
+_validators: dict[ValidationConfig, Future[Validator]] = {}
 _builder = threading.Lock()
 
 
@@ -88,27 +89,27 @@ def prepare_validator(config: ValidationConfig = ValidationConfig()) -> None:
             _validators[config] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gx").submit(Validator, config)
 
 
-def shared_validator(config: ValidationConfig = ValidationConfig()) -> "Validator":
+def shared_validator(config: ValidationConfig = ValidationConfig()) -> Validator:
     """One Validator per process and config, built once (in the background if `prepare_validator` was called)."""
     prepare_validator(config)
     return _validators[config].result()
 
 
-def has_patients_table(con: "duckdb.DuckDBPyConnection") -> bool:
+def has_patients_table(con: duckdb.DuckDBPyConnection) -> bool:
     found = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?",
                         [PATIENTS_TABLE]).fetchone()
     return bool(found and found[0])
 
 
-def _per_source(validator: "Validator", con: "duckdb.DuckDBPyConnection", batches: "Batches",
+def _per_source(validator: Validator, con: duckdb.DuckDBPyConnection, batches: Batches,
                 run_id: str) -> list[dict[str, Any]]:
     return [row for source, table in batches.by_source.items()
             for row in validator.validate(con, table, scope="source", source=source, run_id=run_id)]
 
 
-def validate_warehouse(con: "duckdb.DuckDBPyConnection", run_id: str,
+def validate_warehouse(con: duckdb.DuckDBPyConnection, run_id: str,
                        config: ValidationConfig = ValidationConfig(),
-                       validator: "Validator | None" = None) -> list[dict[str, Any]]:
+                       validator: Validator | None = None) -> list[dict[str, Any]]:
     """Validates what has landed: each source (scope 'source') and the whole table (scope 'warehouse').
 
     Stores the rows in validation_results and returns them. Raises NoPatientsError on a warehouse without a
@@ -140,7 +141,7 @@ def exit_code(rows: Iterable[dict[str, Any]]) -> int:
     return 0 if all_passed(rows) else 1
 
 
-def completeness_trend(con: "duckdb.DuckDBPyConnection", scope: str = "source") -> "pd.DataFrame":
+def completeness_trend(con: duckdb.DuckDBPyConnection, scope: str = "source") -> pd.DataFrame:
     """The share of patients counted toward completeness, per source and run, oldest first, from the stored
     completeness results (under the current label and the one before issue 9): columns run_id, validated_at,
     source, window_start, patients, reported_share, goal, success."""
@@ -155,7 +156,7 @@ def completeness_trend(con: "duckdb.DuckDBPyConnection", scope: str = "source") 
     """, [scope, *COMPLETENESS_LABELS]).fetchdf()
 
 
-def validate_landed_batch(con: "duckdb.DuckDBPyConnection", run_id: str,
+def validate_landed_batch(con: duckdb.DuckDBPyConnection, run_id: str,
                           config: ValidationConfig = ValidationConfig()) -> list[dict[str, Any]]:
     """Validates, per source, the landed rows of the Patients a batch read (temp table `_batch_keys` of the
     commit, on `con`) and stores the results."""
@@ -167,7 +168,7 @@ def validate_landed_batch(con: "duckdb.DuckDBPyConnection", run_id: str,
     return rows
 
 
-def validate_window(con: "duckdb.DuckDBPyConnection", run_id: str, source: str, start: dt.datetime,
+def validate_window(con: duckdb.DuckDBPyConnection, run_id: str, source: str, start: dt.datetime,
                     end: dt.datetime, config: ValidationConfig = ValidationConfig()) -> list[dict[str, Any]]:
     """Validates the patients a watch run landed in [start, end) and stores the results (none landed: none)."""
     validator = shared_validator(config)

@@ -16,8 +16,9 @@ import os
 import time
 import uuid
 import warnings
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from pipelines.validation.batches import Batches, materialized
 from pipelines.validation.config import ValidationConfig
@@ -83,7 +84,7 @@ def to_json(value: Any) -> str | None:
 
 
 def _utc(value: dt.datetime | None) -> dt.datetime | None:
-    return value.astimezone(dt.timezone.utc) if value is not None else None
+    return value.astimezone(dt.UTC) if value is not None else None
 
 
 def _exception_message(exception_info: Any) -> str | None:
@@ -99,13 +100,13 @@ def _exception_message(exception_info: Any) -> str | None:
 
 def suite_parameters(now: dt.datetime | None = None) -> dict[str, Any]:
     """Values for the `{"$PARAMETER": ...}` bounds of the plausibility suite, computed at each validation."""
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     max_birth_date = (now + BIRTH_DATE_TOLERANCE).date()
     return {"max_birth_date": max_birth_date, "max_birth_year": max_birth_date.year,
             "max_last_updated": now + LAST_UPDATED_TOLERANCE}
 
 
-def sample_patient_ids(con: "duckdb.DuckDBPyConnection", table: str, column: str) -> list[str]:
+def sample_patient_ids(con: duckdb.DuckDBPyConnection, table: str, column: str) -> list[str]:
     """A few patients whose derived column is false: for the warehouse's validation_results only."""
     return [pid for (pid,) in con.execute(f'SELECT patient_id FROM {table} WHERE NOT "{column}" '
                                           f"ORDER BY patient_id LIMIT {SAMPLE_IDS}").fetchall()]
@@ -143,12 +144,12 @@ class Validator:
         log.debug("validator ready: %d suites, %d expectations, %.2f s", len(self.suites), len(self.specs),
                   time.perf_counter() - started)
 
-    def batches(self, con: "duckdb.DuckDBPyConnection", rows: str,
+    def batches(self, con: duckdb.DuckDBPyConnection, rows: str,
                 params: Sequence[Any] = ()) -> AbstractContextManager[Batches]:
         """The rows of a query, materialized per source with the derived columns (dropped on exit)."""
         return materialized(con, rows, params, self.columns, self.derived)
 
-    def validate(self, con: "duckdb.DuckDBPyConnection", table: str, scope: str, source: str | None, run_id: str,
+    def validate(self, con: duckdb.DuckDBPyConnection, table: str, scope: str, source: str | None, run_id: str,
                  window_start: dt.datetime | None = None,
                  window_end: dt.datetime | None = None) -> list[dict[str, Any]]:
         """Runs every suite on one table (or view) of `con`: a source, a window, or the whole warehouse.
@@ -160,7 +161,7 @@ class Validator:
         from pipelines.validation.gx_duckdb import add_duckdb_datasource
 
         started = time.perf_counter()
-        validated_at = dt.datetime.now(dt.timezone.utc)
+        validated_at = dt.datetime.now(dt.UTC)
         (patients,) = con.execute(f"SELECT count(*) FROM {table}").fetchone()
         name = f"batch_{uuid.uuid4().hex}"
         datasource = add_duckdb_datasource(self._context, name, con)
@@ -184,7 +185,7 @@ class Validator:
                   sum(r["success"] for r in rows), len(rows), time.perf_counter() - started)
         return rows
 
-    def _row(self, spec: ExpectationSpec, item: Any, con: "duckdb.DuckDBPyConnection", table: str,
+    def _row(self, spec: ExpectationSpec, item: Any, con: duckdb.DuckDBPyConnection, table: str,
              patients: int) -> dict[str, Any]:
         res = dict(item.result or {})
         error = _exception_message(item.exception_info)

@@ -9,6 +9,7 @@ kept Observations and the ledger rows of the batch are committed together.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 from dataclasses import dataclass
@@ -16,7 +17,9 @@ from dataclasses import dataclass
 import duckdb
 import pyarrow as pa
 
-from pipelines.beam.read import DELETED as DELETED_KIND, PATIENTS as PATIENTS_KIND, REJECTED as REJECTED_KIND
+from pipelines.beam.read import DELETED as DELETED_KIND
+from pipelines.beam.read import PATIENTS as PATIENTS_KIND
+from pipelines.beam.read import REJECTED as REJECTED_KIND
 from pipelines.normalize import Policy
 from pipelines.rows import ORDINAL
 from pipelines.staging import InputFileResult, StagedBatch
@@ -137,10 +140,8 @@ def commit_batch(con: duckdb.DuckDBPyConnection, batch: StagedBatch, run_id: str
         raise
     finally:
         for name in ("_files", "_rebuilt", *(f"_empty_{k}" for k in (PATIENTS_KIND, REJECTED_KIND, DELETED_KIND))):
-            try:
+            with contextlib.suppress(duckdb.Error):
                 con.unregister(name)
-            except duckdb.Error:
-                pass
     return CommitResult(counts, changed, removed, stale)
 
 
@@ -205,7 +206,8 @@ def _land_versions(con: duckdb.DuckDBPyConnection, counts: RunCounts) -> None:
         LEFT JOIN {PATIENTS} t USING (source, patient_id)
         WHERE (d.deleted_at IS NULL OR b.last_updated > d.deleted_at)
           AND (t.patient_id IS NULL
-               OR coalesce(b.last_updated, '-infinity'::TIMESTAMPTZ) > coalesce(t.last_updated, '-infinity'::TIMESTAMPTZ)
+               OR coalesce(b.last_updated, '-infinity'::TIMESTAMPTZ)
+                  > coalesce(t.last_updated, '-infinity'::TIMESTAMPTZ)
                OR (b.last_updated IS NOT DISTINCT FROM t.last_updated AND b.record_hash <> t.record_hash
                    AND b.first_arrived_at >= t.first_arrived_at))""")
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _removed AS

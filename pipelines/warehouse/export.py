@@ -20,8 +20,8 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
 from pipelines.staging import list_folder
-from pipelines.warehouse.connection import sql_string
 from pipelines.tables import PARQUET_PARTITIONS, PATIENTS, arrow_schema, field_names
+from pipelines.warehouse.connection import sql_string
 
 MAX_DELTA_FILES = 64
 COMPACT_RATIO = 0.25
@@ -75,11 +75,10 @@ def _write(con: duckdb.DuckDBPyConnection, query: str, params: list, table: str,
         return rows
     reader = con.execute(query, params).fetch_record_batch(ROWS_PER_BATCH)
     rows = 0
-    with FileSystems.create(tmp) as fh:
-        with pq.ParquetWriter(fh, arrow_schema(table), compression="zstd") as writer:
-            for batch in reader:
-                writer.write_batch(batch.cast(arrow_schema(table)))
-                rows += batch.num_rows
+    with FileSystems.create(tmp) as fh, pq.ParquetWriter(fh, arrow_schema(table), compression="zstd") as writer:
+        for batch in reader:
+            writer.write_batch(batch.cast(arrow_schema(table)))
+            rows += batch.num_rows
     FileSystems.rename([tmp], [target])
     return rows
 

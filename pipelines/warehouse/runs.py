@@ -5,8 +5,9 @@ import datetime as dt
 import json
 import os
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any, Sequence
+from typing import Any
 
 import duckdb
 
@@ -41,7 +42,7 @@ class RunCounts:
                           ("patients_by_category", "patients_by_category")):
             _add(getattr(self, attr), stats.get(key) or {})
 
-    def merge(self, other: "RunCounts") -> None:
+    def merge(self, other: RunCounts) -> None:
         """Adds another batch's counts (watch lands many batches in one run)."""
         for f in fields(self):
             value = getattr(other, f.name)

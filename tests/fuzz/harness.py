@@ -17,10 +17,23 @@ import pyarrow as pa
 from pipelines.fhir import REJECT_REASONS
 from pipelines.fhir.reader import FileReader, ReadLimits
 from pipelines.fhir.records import Deletion, FeedObservation, FoundPatient, OtherResource, Rejection
-from pipelines.normalize import (NORMALIZATION_ERROR, WARNING_CODES, is_demographic_observation, load_policy,
-                                 normalize_patient)
-from pipelines.rows import (FILE_ORDER, ORDINAL, PatientRows, RaceMemo, RowContext, deleted_table, rejected_table,
-                            staging_schema)
+from pipelines.normalize import (
+    NORMALIZATION_ERROR,
+    WARNING_CODES,
+    is_demographic_observation,
+    load_policy,
+    normalize_patient,
+)
+from pipelines.rows import (
+    FILE_ORDER,
+    ORDINAL,
+    PatientRows,
+    RaceMemo,
+    RowContext,
+    deleted_table,
+    rejected_table,
+    staging_schema,
+)
 from pipelines.tables import DELETED, PATIENTS, REJECTED, arrow_schema, validate_row
 from pipelines.warehouse.observations import reclassify
 
@@ -28,7 +41,7 @@ POLICY = load_policy()
 SMALL = ReadLimits(max_document_bytes=512, max_records_per_document=8, max_expanded_bytes=16 << 10)
 LIMITS = (ReadLimits(), SMALL)
 CRASHERS = Path(__file__).parent / "crashers"  # every input that ever failed, named `<what>--<file name as read>`
-INGESTED = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)
+INGESTED = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
 
 
 @dataclass

@@ -5,15 +5,15 @@ from __future__ import annotations
 import gzip
 import io
 import tracemalloc
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from hypothesis import strategies as st
 
 from pipelines.fhir.lines import BLOCK_BYTES, GZIP_MAGIC
 from pipelines.fhir.plan import plan_reads
 from pipelines.fhir.reader import ReadLimits
-from tests.fuzz.fhir_json import (as_json, containers, deep_documents, encodings, hostile_patients, mutated,
-                                  resources)
+from tests.fuzz.fhir_json import as_json, containers, deep_documents, encodings, hostile_patients, mutated, resources
 from tests.fuzz.harness import LIMITS, SMALL, land, read
 
 # Ranges count the expanded-size limit per range, not per file: the small document and record limits only.

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.fuzz.harness import CRASHERS as FOLDER, land, patient_rows
+from tests.fuzz.harness import CRASHERS as FOLDER
+from tests.fuzz.harness import land, patient_rows
 from tests.fuzz.properties import check_file
 
 CRASHERS = sorted(FOLDER.glob("*--*"))

@@ -20,7 +20,7 @@ def margins(dims: Sequence[Sequence[str]]) -> tuple[list[tuple[str, ...]], dict[
     published = {}
     for pattern in itertools.product(*[list(d) + [ALL] for d in dims]):
         published[pattern] = frozenset(i for i, c in enumerate(cells)
-                                       if all(p in (ALL, v) for p, v in zip(pattern, c)))
+                                       if all(p in (ALL, v) for p, v in zip(pattern, c, strict=True)))
     return cells, published
 
 

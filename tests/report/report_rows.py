@@ -4,8 +4,9 @@ The one place that makes patient_demographics rows for these tests (conftest.py 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import pyarrow as pa
 
@@ -13,7 +14,7 @@ from pipelines.normalize.classify import MULTI
 from pipelines.tables import DELETED, PATIENTS, arrow_schema
 from pipelines.warehouse import connect, ensure_tables
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 WHEN = dt.datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
 
@@ -41,8 +42,8 @@ def many(count: int, prefix: str, **values: Any) -> list[dict[str, Any]]:
 
 def deletion(patient_id: str, source: str = "feed_a") -> dict[str, Any]:
     """One deleted_patients row: the patient left patient_demographics."""
-    return dict(source=source, patient_id=patient_id, deleted_at=WHEN, input_file=f"/data/{source}.ndjson",
-                input_position="line 1", ingested_at=WHEN, run_id="test-run")
+    return {"source": source, "patient_id": patient_id, "deleted_at": WHEN, "input_file": f"/data/{source}.ndjson",
+                "input_position": "line 1", "ingested_at": WHEN, "run_id": "test-run"}
 
 
 def build_warehouse(path: Path, rows: list[dict[str, Any]], deleted: Iterable[dict[str, Any]] = ()) -> Path:

@@ -30,7 +30,7 @@ def measure_problem(dims, values):
     (s, k, "not met") the unpublished complements."""
     cells, published = margins(dims)
     problem, keys = as_problem(cells, published, values)
-    figures = tuple(dataclasses.replace(f, published=k[2] != "not met") for f, k in zip(problem.figures, keys))
+    figures = tuple(dataclasses.replace(f, published=k[2] != "not met") for f, k in zip(problem.figures, keys, strict=True))
     return Problem(problem.base_count, figures, problem.relations), keys, cells, published
 
 
@@ -57,7 +57,7 @@ def attack_pairs(dims, values, protect_complements=True):
 @PAIRS
 @given(pairs())
 def test_no_hidden_numerator_denominator_or_small_complement_can_be_recovered(table):
-    found, result = attack_pairs(*table)
+    found, _result = attack_pairs(*table)
     assert found == []
 
 

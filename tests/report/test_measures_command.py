@@ -17,9 +17,9 @@ from test_measure_inputs import measure_report
 from pipelines.report.measures import STRATIFIERS
 
 SECRET = "PATIENT-SECRET"
-WHITE = dict(hedis_race="White", hedis_ethnicity="NotHispanicOrLatino", categories=["WHITE"])
-BLACK = dict(hedis_race="BlackOrAfricanAmerican", hedis_ethnicity="NotHispanicOrLatino", categories=["BLACK"])
-ASIAN = dict(hedis_race="Asian", hedis_ethnicity="NotHispanicOrLatino", categories=["ASIAN"])
+WHITE = {"hedis_race": "White", "hedis_ethnicity": "NotHispanicOrLatino", "categories": ["WHITE"]}
+BLACK = {"hedis_race": "BlackOrAfricanAmerican", "hedis_ethnicity": "NotHispanicOrLatino", "categories": ["BLACK"]}
+ASIAN = {"hedis_race": "Asian", "hedis_ethnicity": "NotHispanicOrLatino", "categories": ["ASIAN"]}
 # (source, id prefix, strata, patients): who is in the warehouse
 GROUPS = [("feed_a", "w", WHITE, 65), ("feed_a", "b", BLACK, 70), ("feed_a", "a", ASIAN, 12),
           ("feed_b", "v", WHITE, 30)]
@@ -273,7 +273,7 @@ def test_no_hidden_count_of_the_published_measures_can_be_recovered(measured, ar
     numerator only through them; nothing hidden and no small complement is pinned or shown small."""
     out = measured(arith)
     cells = [(source, prefix, met) for source, prefix, _, _ in GROUPS for met in (True, False)]
-    truth = {(source, prefix, met): 0 for source, prefix, met in cells}
+    truth = dict.fromkeys(cells, 0)
     strata = {prefix: s for _, prefix, s, _ in GROUPS}
     for r in ARITHMETIC:
         if r["measure"] == "CBP" and r["denominator"] and not r["exclusion"]:
@@ -282,7 +282,7 @@ def test_no_hidden_count_of_the_published_measures_can_be_recovered(measured, ar
     for r in read(out):
         if r["measure"] != "CBP":
             continue
-        def members(met):
+        def members(met, r=r):
             return frozenset(i for i, (s, prefix, m) in enumerate(cells) if r["source"] in ("(all)", s)
                              and m in met and r["stratum"] in ("Total", _stratum(strata[prefix], r["stratifier"])))
         for kind, met in (("denominator", (True, False)), ("numerator", (True,)), ("not_met", (False,))):

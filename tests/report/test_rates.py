@@ -9,6 +9,7 @@ import pytest
 from pipelines.report import rates
 from pipelines.report.rates import difference, rate, ratio, reportable, wilson_interval
 
+
 # Wilson: with p = x/n and z = 1.959964 (z² = 3.841459),
 #   centre = (p + z²/2n) / (1 + z²/n),  half = z/(1 + z²/n) · sqrt(p(1-p)/n + z²/4n²).
 # 3/40:  p = .075, 1 + z²/n = 1.0960365, centre = (.075 + .0480182)/1.0960365 = .1122392,

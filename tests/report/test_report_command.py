@@ -19,8 +19,8 @@ SECRET = "PATIENT-SECRET"  # every patient id starts with it: it must never be p
 
 def feeds():
     """Two sources; the providers org/1 and org/2, and patients without one."""
-    a = dict(source="feed_a")
-    b = dict(source="feed_b")
+    a = {"source": "feed_a"}
+    b = {"source": "feed_b"}
     return (many(30, f"{SECRET}-a-white", managing_organization="Organization/1", **a)
             + many(20, f"{SECRET}-a-asian", categories=["ASIAN"], hedis_race="Asian",
                    race_detailed_codes=["2028-9", "2034-7"], managing_organization="Organization/2", **a)

@@ -143,7 +143,7 @@ def test_the_attacker_recovers_counts_from_primary_suppression_alone():
 
 
 def test_hypothesis_finds_a_table_that_primary_suppression_alone_leaves_open():
-    dims, values = find(two_way(), lambda t: bool(attack(*t, suppress_with=primary_only)[0]),
+    _dims, values = find(two_way(), lambda t: bool(attack(*t, suppress_with=primary_only)[0]),
                         settings=settings(max_examples=200, deadline=None, database=None))
     assert any(0 < v < MIN_CELL for v in values)
 

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import pyarrow as pa
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from pipelines.tables import PATIENTS, arrow_schema, duckdb_columns
 from pipelines.warehouse import ensure_tables
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 INGESTED = dt.datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
 # (status, categories, category, hedis_race, hedis_ethnicity, race codes, ethnicity codes): consistent examples.

@@ -35,7 +35,7 @@ def test_summary_of_nothing():
 
 
 def test_window_batches_show_their_window(validator):
-    start = dt.datetime(2026, 11, 23, 10, 0, tzinfo=dt.timezone.utc)
+    start = dt.datetime(2026, 11, 23, 10, 0, tzinfo=dt.UTC)
     rows = validated(validator, patients(4), scope="window", run_id="w", window_start=start,
                      window_end=start + dt.timedelta(minutes=1))
     assert "2026-11-23 10:00:00Z .. 2026-11-23 10:01:00Z" in summary_table(rows)

@@ -43,7 +43,7 @@ def test_the_table_has_the_documented_columns_and_creation_is_idempotent(warehou
 
 
 def test_store_results_round_trips_rows_including_window_bounds(warehouse, validator):
-    start = dt.datetime(2026, 11, 23, 10, 0, tzinfo=dt.timezone.utc)
+    start = dt.datetime(2026, 11, 23, 10, 0, tzinfo=dt.UTC)
     rows = validated(validator, patients(8), scope="window", run_id="w1", window_start=start,
                      window_end=start + dt.timedelta(minutes=1))
     store_results(warehouse, rows)
@@ -61,12 +61,12 @@ def test_validate_warehouse_validates_each_source_and_the_whole(warehouse):
     assert exit_code(rows) == 0
     back = stored(warehouse)
     assert len(back) == len(rows)
-    batches = {(scope, source) for scope, source in zip(back["scope"], back["source"].fillna("(all)"))}
+    batches = {(scope, source) for scope, source in zip(back["scope"], back["source"].fillna("(all)"), strict=True)}
     assert batches == {("source", "feed_a"), ("source", "feed_b"), ("warehouse", "(all)")}
     counts = dict(back[back["expectation"] == COMPLETENESS][["scope", "element_count"]].itertuples(index=False))
     assert counts["warehouse"] == 30
     per_source = back[(back["scope"] == "source") & (back["expectation"] == COMPLETENESS)]
-    assert dict(zip(per_source["source"], per_source["element_count"])) == {"feed_a": 20, "feed_b": 10}
+    assert dict(zip(per_source["source"], per_source["element_count"], strict=True)) == {"feed_a": 20, "feed_b": 10}
 
 
 def test_a_failed_completeness_is_stored_and_exits_1_but_the_data_stays(warehouse):
@@ -75,7 +75,7 @@ def test_a_failed_completeness_is_stored_and_exits_1_but_the_data_stays(warehous
     rows = validate_warehouse(warehouse, run_id="v1")
     assert exit_code(rows) == 1
     failed = stored(warehouse, "NOT success")
-    assert list(zip(failed["scope"], failed["source"], failed["suite"], failed["expectation"])) == [
+    assert list(zip(failed["scope"], failed["source"], failed["suite"], failed["expectation"], strict=True)) == [
         ("source", "feed_b", "completeness", COMPLETENESS)]
     assert json.loads(failed["observed_value"].iloc[0]) == pytest.approx(50.0)
     assert failed["unexpected_count"].iloc[0] == 5
@@ -93,7 +93,7 @@ def test_a_goal_from_the_config_decides_the_exit_code(warehouse):
 @pytest.mark.parametrize("change, suite", [
     ({"hedis_race": "Caucasian"}, "validity"),
     ({"hedis_ethnicity": "HispanicOrLatino"}, "consistency"),
-    ({"last_updated": dt.datetime(2199, 1, 1, tzinfo=dt.timezone.utc)}, "plausibility"),
+    ({"last_updated": dt.datetime(2199, 1, 1, tzinfo=dt.UTC)}, "plausibility"),
     ({"birth_date": dt.date(2199, 1, 1), "birth_year": 2199}, "plausibility"),
 ])
 def test_garbage_from_one_feed_is_reported_for_that_feed_and_the_warehouse(warehouse, change, suite):
@@ -104,7 +104,7 @@ def test_garbage_from_one_feed_is_reported_for_that_feed_and_the_warehouse(wareh
     assert exit_code(rows) == 1
     failed = stored(warehouse, "NOT success")
     assert set(failed["suite"]) == {suite}
-    assert set(zip(failed["scope"], failed["source"].fillna("-"))) == {("source", "feed_b"), ("warehouse", "-")}
+    assert set(zip(failed["scope"], failed["source"].fillna("-"), strict=True)) == {("source", "feed_b"), ("warehouse", "-")}
 
 
 def test_duplicate_keys_in_the_warehouse_fail_uniqueness(warehouse):
@@ -134,7 +134,7 @@ def test_results_of_two_runs_trend_per_source(tmp_path, validator):
 
     con = duckdb.connect(path, read_only=True)  # the results persist in the file
     trend = completeness_trend(con)
-    series = {src: list(zip(g["run_id"], g["reported_share"], g["success"])) for src, g in trend.groupby("source")}
+    series = {src: list(zip(g["run_id"], g["reported_share"], g["success"], strict=True)) for src, g in trend.groupby("source")}
     assert series == {"feed_a": [("run-1", 0.9, True), ("run-2", 0.9, True)],
                       "feed_b": [("run-1", 0.9, True), ("run-2", 0.5, False)]}
     assert set(trend["goal"]) == {0.8} and set(trend["patients"]) == {10}
@@ -155,7 +155,7 @@ def test_results_stored_under_the_label_before_issue_9_still_trend(warehouse, va
                                                          validated_at - INTERVAL 30 DAY AS validated_at)
         FROM validation_results WHERE expectation = ?""", [OLD_COMPLETENESS, COMPLETENESS])
     trend = completeness_trend(warehouse)
-    assert list(zip(trend["source"], trend["run_id"], trend["reported_share"])) == [
+    assert list(zip(trend["source"], trend["run_id"], trend["reported_share"], strict=True)) == [
         ("feed_a", "run-old", 0.95), ("feed_a", "run-new", 0.9)]
     assert list(completeness_trend(warehouse, "warehouse")["run_id"]) == ["run-old", "run-new"]
 
@@ -182,7 +182,7 @@ def test_the_landed_batch_is_validated_per_source_on_the_landing_connection(ware
 
 
 def test_a_window_validates_what_this_run_landed_in_it(warehouse):
-    start = dt.datetime(2026, 11, 1, 12, 0, tzinfo=dt.timezone.utc)
+    start = dt.datetime(2026, 11, 1, 12, 0, tzinfo=dt.UTC)
     inside = patients(4, source="qhio")
     before = [patient(10 + i, source="qhio", ingested_at=start - dt.timedelta(seconds=1)) for i in range(2)]
     other_run = [patient(20, source="qhio", run_id="other")]

@@ -8,7 +8,7 @@ from conftest import patient, patients, validated
 
 from pipelines.validation import ValidationConfig, Validator
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 FUTURE = dt.datetime.now(UTC) + dt.timedelta(days=400)
 
 COMPLETENESS = "expect_column_values_to_be_in_set(counts_toward_completeness)"
