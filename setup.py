@@ -4,6 +4,7 @@
 installed inside the package as `pipelines.schemas` and `pipelines.expectations`, so that a non-editable
 install works from any directory and Dataflow workers get them through `--setup_file`.
 """
+
 from pathlib import Path
 
 from setuptools import find_packages, setup
@@ -59,7 +60,7 @@ setup(
         "test": [
             "pytest==9.2.0",
             "pytest-timeout==2.4.0",
-            "ruff==0.17.5",  # lint (ruff.toml), run first by the README's test command
+            "ruff==0.17.5",  # lint and format (ruff.toml), checked first by the README's test command
             "hypothesis==6.170.15",
             # The report page opened in Debian's Chromium (apt-get install chromium), never a downloaded browser.
             "playwright==1.65.2",

@@ -8,6 +8,7 @@
 (race and ethnicity, US Core URLs only) in a DuckDB table, with DuckDB's default threads (one per core).
 Each prints one JSON object on stdout: what it counted.
 """
+
 from __future__ import annotations
 
 import argparse

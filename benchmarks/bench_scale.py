@@ -13,6 +13,7 @@ median wall time is reported and the highest RSS. A variant that fails, runs pas
 is reported with its stderr tail and the others go on. Prints the table; --results appends a section to
 RESULTS.md with the commit measured, the machine, the table and the issue's goals, met or not.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -111,7 +112,7 @@ def _landed_patients(export: Export, measured: Measured, scratch: Path) -> tuple
     import duckdb
 
     with duckdb.connect(str(_warehouse(scratch)), read_only=True) as con:
-        patients, = con.execute("SELECT sum(patients_landed) FROM runs").fetchone()
+        (patients,) = con.execute("SELECT sum(patients_landed) FROM runs").fetchone()
     return patients or 0, {}
 
 
@@ -124,8 +125,19 @@ def pipeline_run(name: str, what: str, inputs: Callable[[Export], list[Path]], *
     """`demographics run` on `inputs` into the variant's fresh warehouse, with `options`."""
 
     def command(export: Export, scratch: Path) -> list[str]:
-        return [sys.executable, "-m", "pipelines.cli", "run", "--input", *map(str, inputs(export)),
-                "--warehouse", str(_warehouse(scratch)), "--source", SOURCE, *options]
+        return [
+            sys.executable,
+            "-m",
+            "pipelines.cli",
+            "run",
+            "--input",
+            *map(str, inputs(export)),
+            "--warehouse",
+            str(_warehouse(scratch)),
+            "--source",
+            SOURCE,
+            *options,
+        ]
 
     return Variant(name, what, inputs, command, _landed_patients)
 
@@ -134,39 +146,91 @@ def _watch_command(export: Export, scratch: Path) -> list[str]:
     base = _warehouse(scratch.parent / "run")
     if not base.exists():
         raise Skipped("needs the `run` variant's warehouse (select `run` too, before `watch`)")
-    return _python("bench_watch_latency.py", "--warehouse", base, "--source", SOURCE, "--files", WATCH_FILES,
-                   "--patients", WATCH_PATIENTS, "--interval", 1, "--json")
+    return _python(
+        "bench_watch_latency.py",
+        "--warehouse",
+        base,
+        "--source",
+        SOURCE,
+        "--files",
+        WATCH_FILES,
+        "--patients",
+        WATCH_PATIENTS,
+        "--interval",
+        1,
+        "--json",
+    )
 
 
 TWO_WORKERS = ("--direct_running_mode=multi_processing", "--direct_num_workers=2")
 VARIANTS = [
-    Variant("orjson", "orjson.loads of every line of Patient.ndjson, one core (benchmarks/baselines.py): the limit",
-            _patient_file, lambda export, scratch: _python("baselines.py", "orjson", export.patient_file),
-            _parsed_records),
-    Variant("duckdb-sql", "hand-written DuckDB SQL: read_ndjson + JSON functions landing the US Core ombCategory "
-            "codings in a table, DuckDB's default threads (benchmarks/baselines.py)",
-            _patient_file, lambda export, scratch: _python("baselines.py", "duckdb-sql", export.patient_file,
-                                                           "--database", _warehouse(scratch)),
-            _extracted_codings),
-    pipeline_run("run", "`demographics run` default: FnApiRunner, validation on; input of 128 MiB or more is read by "
-                 "one worker process per core (2 here)", _patient_file),
-    pipeline_run("run-1-worker", "`demographics run --direct_num_workers=1`: one in-process worker",
-                 _patient_file, "--direct_num_workers=1"),
-    pipeline_run("run-no-validation", "`demographics run --no-validation`: validation's share", _patient_file,
-                 "--no-validation"),
-    pipeline_run("run-strict", "`demographics run --strict-fhir`: full FHIR R4B model of every Patient",
-                 _patient_file, "--strict-fhir"),
-    pipeline_run("run-2-workers", "`demographics run --direct_running_mode=multi_processing --direct_num_workers=2`",
-                 _patient_file, *TWO_WORKERS),
-    pipeline_run("run-gzip", f"`demographics run` on Patient.ndjson.gz (gzip level {GZIP_LEVEL} of the same file)",
-                 lambda export: [export.gzip_copy()]),
-    pipeline_run("run-gzip-2-workers", "the gzip copy with 2 workers: a gzip stream cannot be split",
-                 lambda export: [export.gzip_copy()], *TWO_WORKERS),
-    pipeline_run("run-export", "`demographics run` on the whole export: Patient, Observation, Encounter, deleted/",
-                 Export.whole),
-    Variant("watch", f"`demographics watch` on the `run` warehouse (N patients): {WATCH_FILES} files of "
-            f"{WATCH_PATIENTS} new patients renamed in one by one (benchmarks/bench_watch_latency.py)",
-            lambda export: [], _watch_command, _watch_latencies, latency=True),
+    Variant(
+        "orjson",
+        "orjson.loads of every line of Patient.ndjson, one core (benchmarks/baselines.py): the limit",
+        _patient_file,
+        lambda export, scratch: _python("baselines.py", "orjson", export.patient_file),
+        _parsed_records,
+    ),
+    Variant(
+        "duckdb-sql",
+        "hand-written DuckDB SQL: read_ndjson + JSON functions landing the US Core ombCategory "
+        "codings in a table, DuckDB's default threads (benchmarks/baselines.py)",
+        _patient_file,
+        lambda export, scratch: _python(
+            "baselines.py", "duckdb-sql", export.patient_file, "--database", _warehouse(scratch)
+        ),
+        _extracted_codings,
+    ),
+    pipeline_run(
+        "run",
+        "`demographics run` default: FnApiRunner, validation on; input of 128 MiB or more is read by "
+        "one worker process per core (2 here)",
+        _patient_file,
+    ),
+    pipeline_run(
+        "run-1-worker",
+        "`demographics run --direct_num_workers=1`: one in-process worker",
+        _patient_file,
+        "--direct_num_workers=1",
+    ),
+    pipeline_run(
+        "run-no-validation", "`demographics run --no-validation`: validation's share", _patient_file, "--no-validation"
+    ),
+    pipeline_run(
+        "run-strict",
+        "`demographics run --strict-fhir`: full FHIR R4B model of every Patient",
+        _patient_file,
+        "--strict-fhir",
+    ),
+    pipeline_run(
+        "run-2-workers",
+        "`demographics run --direct_running_mode=multi_processing --direct_num_workers=2`",
+        _patient_file,
+        *TWO_WORKERS,
+    ),
+    pipeline_run(
+        "run-gzip",
+        f"`demographics run` on Patient.ndjson.gz (gzip level {GZIP_LEVEL} of the same file)",
+        lambda export: [export.gzip_copy()],
+    ),
+    pipeline_run(
+        "run-gzip-2-workers",
+        "the gzip copy with 2 workers: a gzip stream cannot be split",
+        lambda export: [export.gzip_copy()],
+        *TWO_WORKERS,
+    ),
+    pipeline_run(
+        "run-export", "`demographics run` on the whole export: Patient, Observation, Encounter, deleted/", Export.whole
+    ),
+    Variant(
+        "watch",
+        f"`demographics watch` on the `run` warehouse (N patients): {WATCH_FILES} files of "
+        f"{WATCH_PATIENTS} new patients renamed in one by one (benchmarks/bench_watch_latency.py)",
+        lambda export: [],
+        _watch_command,
+        _watch_latencies,
+        latency=True,
+    ),
 ]
 VARIANT_NAMES = [v.name for v in VARIANTS]
 
@@ -228,8 +292,12 @@ def prepare_export(size: int, workdir: Path) -> Export:
         return export
     shutil.rmtree(export.folder, ignore_errors=True)
     started = time.perf_counter()
-    subprocess.run(_python("generate_bulk.py", "--patients", size, "--out", export.folder), check=True,
-                   env=child_environment(), stdout=subprocess.DEVNULL)
+    subprocess.run(
+        _python("generate_bulk.py", "--patients", size, "--out", export.folder),
+        check=True,
+        env=child_environment(),
+        stdout=subprocess.DEVNULL,
+    )
     log(f"generated {size:,} patients in {time.perf_counter() - started:.0f} s: {export.folder}")
     return export
 
@@ -289,8 +357,10 @@ def measure_size(size: int, variants: list[Variant], repeats: int, args: argpars
 def describe_progress(summary: Summary) -> str:
     if summary.failure:
         return f"FAILED {summary.failure}"
-    return (f"{summary.walls[-1]:.1f} s, CPU {summary.cpus[-1]:.1f} s, "
-            f"peak RSS {summary.peak_tree_bytes / GIB:.2f} GiB (tree)")
+    return (
+        f"{summary.walls[-1]:.1f} s, CPU {summary.cpus[-1]:.1f} s, "
+        f"peak RSS {summary.peak_tree_bytes / GIB:.2f} GiB (tree)"
+    )
 
 
 # ---------------------------------------------------------------- the report
@@ -310,9 +380,11 @@ def _notes(summary: Summary) -> str:
     details = summary.details
     if summary.variant.latency:
         visible, ledger = sorted(details["visible_seconds"]), sorted(details["ledger_seconds"])
-        return (f"{details['landed']}/{details['files']} files landed per repeat; rename to visible: p50 "
-                f"{statistics.median(visible):.2f} s, p95 {percentile(visible, 0.95):.2f} s, max {visible[-1]:.2f} s; "
-                f"ledger lag p50 {statistics.median(ledger):.2f} s")
+        return (
+            f"{details['landed']}/{details['files']} files landed per repeat; rename to visible: p50 "
+            f"{statistics.median(visible):.2f} s, p95 {percentile(visible, 0.95):.2f} s, max {visible[-1]:.2f} s; "
+            f"ledger lag p50 {statistics.median(ledger):.2f} s"
+        )
     if "omb_codings" in details:
         return f"{details['omb_codings']:,} ombCategory codings of {details['patients_with_omb']:,} patients"
     return ""
@@ -327,25 +399,45 @@ def table_rows(summaries: list[Summary]) -> list[list[str]]:
     for s in summaries:
         rate, limit = s.patients_per_second, _orjson_rate(summaries, s.size)
         throughput = rate is not None and not s.variant.latency
-        rows.append([
-            f"{s.size:,}", s.variant.name, str(len(s.walls)),
-            f"{s.wall:.1f}" if s.walls and not s.variant.latency else "-",
-            f"{statistics.median(s.cpus):.1f}" if s.cpus and not s.variant.latency else "-",
-            f"{rate:,.0f}" if throughput else "-",
-            f"{s.input_bytes / MB / s.wall:,.1f}" if throughput else "-",
-            f"{rate / limit:.2f}" if throughput and limit else "-",
-            _gib(s.peak_tree_bytes), _gib(s.peak_main_bytes), _notes(s)])
+        rows.append(
+            [
+                f"{s.size:,}",
+                s.variant.name,
+                str(len(s.walls)),
+                f"{s.wall:.1f}" if s.walls and not s.variant.latency else "-",
+                f"{statistics.median(s.cpus):.1f}" if s.cpus and not s.variant.latency else "-",
+                f"{rate:,.0f}" if throughput else "-",
+                f"{s.input_bytes / MB / s.wall:,.1f}" if throughput else "-",
+                f"{rate / limit:.2f}" if throughput and limit else "-",
+                _gib(s.peak_tree_bytes),
+                _gib(s.peak_main_bytes),
+                _notes(s),
+            ]
+        )
     return rows
 
 
-HEADER = ["patients", "variant", "runs", "wall s (median)", "CPU s", "patients/s", "MB/s", "x orjson",
-          "peak RSS tree", "peak RSS main", "notes"]
+HEADER = [
+    "patients",
+    "variant",
+    "runs",
+    "wall s (median)",
+    "CPU s",
+    "patients/s",
+    "MB/s",
+    "x orjson",
+    "peak RSS tree",
+    "peak RSS main",
+    "notes",
+]
 
 
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     numeric = {i for i, name in enumerate(header) if name not in ("variant", "notes", "goal", "measured", "verdict")}
-    lines = ["| " + " | ".join(header) + " |",
-             "|" + "|".join("---:" if i in numeric else "---" for i in range(len(header))) + "|"]
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join("---:" if i in numeric else "---" for i in range(len(header))) + "|",
+    ]
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
 
 
@@ -380,17 +472,29 @@ def goal_rows(summaries: list[Summary]) -> list[list[str]]:
     watch = [(size, found) for size in sizes if (found := _find(summaries, size, "watch"))]
     watch_p95 = [(size, percentile(sorted(w.details["visible_seconds"]), 0.95)) for size, w in watch]
     return [
-        ["default `run` >= 0.5x the one-core orjson parse, same file",
-         *_ratio_goal(summaries, "run", "orjson", 0.5, sizes)],
-        ["peak RSS < 1 GiB, single 1M-patient file (tree)",
-         _gib(run_1m.peak_tree_bytes) if run_1m else "-", _verdict([run_1m.peak_tree_bytes < GIB] if run_1m else [])],
-        ["peak RSS at 1M <= 1.2x at 100k (tree)", f"{growth:.2f}x" if growth else "-",
-         _verdict([growth <= 1.2] if growth else [])],
-        ["2 workers >= 1.5x one worker, single 1M-patient file",
-         *_ratio_goal(summaries, "run-2-workers", "run-1-worker", 1.5, [ONE_MILLION])],
-        ["`watch`: seconds-level latency for a small new file (p95 rename-to-visible < 5 s)",
-         "; ".join(f"p95 {p95:.2f} s at {size:,}" for size, p95 in watch_p95) or "-",
-         _verdict([p95 < 5 for _, p95 in watch_p95])],
+        [
+            "default `run` >= 0.5x the one-core orjson parse, same file",
+            *_ratio_goal(summaries, "run", "orjson", 0.5, sizes),
+        ],
+        [
+            "peak RSS < 1 GiB, single 1M-patient file (tree)",
+            _gib(run_1m.peak_tree_bytes) if run_1m else "-",
+            _verdict([run_1m.peak_tree_bytes < GIB] if run_1m else []),
+        ],
+        [
+            "peak RSS at 1M <= 1.2x at 100k (tree)",
+            f"{growth:.2f}x" if growth else "-",
+            _verdict([growth <= 1.2] if growth else []),
+        ],
+        [
+            "2 workers >= 1.5x one worker, single 1M-patient file",
+            *_ratio_goal(summaries, "run-2-workers", "run-1-worker", 1.5, [ONE_MILLION]),
+        ],
+        [
+            "`watch`: seconds-level latency for a small new file (p95 rename-to-visible < 5 s)",
+            "; ".join(f"p95 {p95:.2f} s at {size:,}" for size, p95 in watch_p95) or "-",
+            _verdict([p95 < 5 for _, p95 in watch_p95]),
+        ],
     ]
 
 
@@ -401,32 +505,40 @@ def machine_facts() -> dict[str, str]:
     with open("/proc/meminfo") as meminfo:
         total_kb = int(next(line for line in meminfo if line.startswith("MemTotal")).split()[1])
     versions = ", ".join(f"{name} {importlib.metadata.version(name)}" for name in ("apache-beam", "duckdb", "orjson"))
-    return {"cores": f"{os.cpu_count()} cores (nproc {len(os.sched_getaffinity(0))})",
-            "memory": f"{total_kb / (1 << 20):.1f} GiB", "python": sys.version.split()[0], "versions": versions}
+    return {
+        "cores": f"{os.cpu_count()} cores (nproc {len(os.sched_getaffinity(0))})",
+        "memory": f"{total_kb / (1 << 20):.1f} GiB",
+        "python": sys.version.split()[0],
+        "versions": versions,
+    }
 
 
 def measured_commit() -> str:
     git = ["git", "-C", str(REPO)]
     head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-    dirty = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True,
-                           check=True).stdout.strip()
+    dirty = subprocess.run(
+        [*git, "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     return head + (" with uncommitted changes" if dirty else "")
 
 
 def results_section(summaries: list[Summary], context: dict[str, str]) -> str:
     legend = "\n".join(f"- `{v.name}`: {v.what}" for v in VARIANTS if any(s.variant is v for s in summaries))
-    failures = "\n\n".join(f"`{s.variant.name}` at {s.size:,}: {s.failure}\n\n```\n{s.stderr_tail}\n```"
-                           for s in summaries if s.failure and s.stderr_tail)
+    failures = "\n\n".join(
+        f"`{s.variant.name}` at {s.size:,}: {s.failure}\n\n```\n{s.stderr_tail}\n```"
+        for s in summaries
+        if s.failure and s.stderr_tail
+    )
     return f"""
-## Scale benchmark, {context['date']}{context['label']} (commit {context['commit'][:10]})
+## Scale benchmark, {context["date"]}{context["label"]} (commit {context["commit"][:10]})
 
-`{context['command']}`
+`{context["command"]}`
 
-- measured tree: commit `{context['commit']}`
-- machine: {context['cores']}, {context['memory']}, Python {context['python']}, {context['versions']};
-  load average (1 min) {context['load_start']} at the start, {context['load_end']} at the end
+- measured tree: commit `{context["commit"]}`
+- machine: {context["cores"]}, {context["memory"]}, Python {context["python"]}, {context["versions"]};
+  load average (1 min) {context["load_start"]} at the start, {context["load_end"]} at the end
 - input: `benchmarks/generate_bulk.py --patients N` (fixed seed); every variant reads the same Patient.ndjson
-  (`run-export` the whole export, `run-gzip*` a gzip copy of the same file); {context['inputs']}
+  (`run-export` the whole export, `run-gzip*` a gzip copy of the same file); {context["inputs"]}
 - wall time of the whole process, start-up included; CPU s = user + system of the process and its children;
   patients/s and MB/s from the median wall time; x orjson = patients/s over the orjson parse's; peak RSS = highest
   sum over the process tree (multi_processing workers are processes) and of the main process alone, sampled every
@@ -448,17 +560,33 @@ Goals of issue 10:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--patients", type=int, nargs="+", default=[ONE_HUNDRED_K, ONE_MILLION], metavar="N")
-    parser.add_argument("--repeat", type=int, metavar="R",
-                        help=f"runs per variant (default {REPEAT_BELOW_500K} below 500,000 patients, "
-                             f"{REPEAT_FROM_500K} from there on)")
-    parser.add_argument("--variants", nargs="+", choices=VARIANT_NAMES, default=VARIANT_NAMES, metavar="NAME",
-                        help=f"a subset of: {' '.join(VARIANT_NAMES)} (default all; `watch` needs `run`)")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        metavar="R",
+        help=f"runs per variant (default {REPEAT_BELOW_500K} below 500,000 patients, {REPEAT_FROM_500K} from there on)",
+    )
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        choices=VARIANT_NAMES,
+        default=VARIANT_NAMES,
+        metavar="NAME",
+        help=f"a subset of: {' '.join(VARIANT_NAMES)} (default all; `watch` needs `run`)",
+    )
     parser.add_argument("--workdir", type=Path, help="where exports and warehouses go (default: a new temp dir)")
-    parser.add_argument("--keep", action="store_true",
-                        help="keep the generated exports (a later run with the same --workdir reuses them)")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the generated exports (a later run with the same --workdir reuses them)",
+    )
     parser.add_argument("--timeout", type=float, default=900, help="seconds one variant run may take (default 900)")
-    parser.add_argument("--max-rss-gb", type=float, default=16, help="kill a variant whose process tree RSS passes "
-                                                                     "this (default 16, the machine has 24)")
+    parser.add_argument(
+        "--max-rss-gb",
+        type=float,
+        default=16,
+        help="kill a variant whose process tree RSS passes this (default 16, the machine has 24)",
+    )
     parser.add_argument("--results", type=Path, help="append a section to this file (benchmarks/RESULTS.md)")
     parser.add_argument("--label", default="", help='words for the section title, e.g. "before optimization"')
     return parser.parse_args(argv)
@@ -470,18 +598,27 @@ def main(argv: list[str] | None = None) -> int:
     args.workdir = Path(tempfile.mkdtemp(prefix="bench-scale-")) if own_workdir else args.workdir
     args.workdir.mkdir(parents=True, exist_ok=True)
     variants = [v for v in VARIANTS if v.name in args.variants]
-    context = {"date": dt.date.today().isoformat(), "label": f": {args.label}" if args.label else "",
-               "commit": measured_commit(), "load_start": f"{os.getloadavg()[0]:.2f}",
-               "command": "python benchmarks/bench_scale.py " + shlex.join(sys.argv[1:] if argv is None else argv),
-               **machine_facts()}
+    context = {
+        "date": dt.date.today().isoformat(),
+        "label": f": {args.label}" if args.label else "",
+        "commit": measured_commit(),
+        "load_start": f"{os.getloadavg()[0]:.2f}",
+        "command": "python benchmarks/bench_scale.py " + shlex.join(sys.argv[1:] if argv is None else argv),
+        **machine_facts(),
+    }
     summaries, inputs = [], []
     try:
         for size in args.patients:
             repeats = args.repeat or (REPEAT_BELOW_500K if size < 500_000 else REPEAT_FROM_500K)
             summaries += measure_size(size, variants, repeats, args)
-            inputs.append(f"{size:,} patients: " + ", ".join(
-                f"{s.variant.name} {s.input_bytes / MB:,.1f} MB" for s in summaries
-                if s.size == size and s.variant.name in ("orjson", "run-gzip", "run-export") and s.input_bytes))
+            inputs.append(
+                f"{size:,} patients: "
+                + ", ".join(
+                    f"{s.variant.name} {s.input_bytes / MB:,.1f} MB"
+                    for s in summaries
+                    if s.size == size and s.variant.name in ("orjson", "run-gzip", "run-export") and s.input_bytes
+                )
+            )
     finally:
         if own_workdir and not args.keep:
             shutil.rmtree(args.workdir, ignore_errors=True)

@@ -11,6 +11,7 @@ each in a fresh process (Great Expectations import and suite build excluded from
 Reports the median wall time, CPU time and peak RSS of `--repeat` runs, and ratios. Not a test: the machine is
 shared and noisy; record the results in benchmarks/RESULTS.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,8 +24,10 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-SCENARIOS = {"landing": ("one_source.duckdb", "validate_landed_batch"),
-             "validate": ("four_sources.duckdb", "validate_warehouse")}
+SCENARIOS = {
+    "landing": ("one_source.duckdb", "validate_landed_batch"),
+    "validate": ("four_sources.duckdb", "validate_warehouse"),
+}
 
 
 def peak_rss_mb() -> float:
@@ -53,8 +56,14 @@ def measure(warehouse: str, function: str) -> dict[str, float]:
         wall, cpu = time.perf_counter(), time.process_time()
         rows = getattr(validation, function)(con, "bench")
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    return {"seconds": wall, "cpu_seconds": cpu, "peak_rss_mb": peak_rss_mb(), "rss_before_mb": built_rss,
-            "results": len(rows), "failed": sum(not r["success"] for r in rows)}
+    return {
+        "seconds": wall,
+        "cpu_seconds": cpu,
+        "peak_rss_mb": peak_rss_mb(),
+        "rss_before_mb": built_rss,
+        "results": len(rows),
+        "failed": sum(not r["success"] for r in rows),
+    }
 
 
 def build(folder: Path, rows: int) -> None:
@@ -65,9 +74,26 @@ def build(folder: Path, rows: int) -> None:
 
     generate(folder / "samples", scale=4)
     seed = folder / "seed.duckdb"
-    subprocess.run([sys.executable, "-m", "pipelines.cli", "run", "--input", str(folder / "samples"), "--warehouse",
-                    str(seed), "--parquet-dir", str(folder / "seed_parquet"), "--no-validation", "--log-level",
-                    "WARNING"], check=True, capture_output=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipelines.cli",
+            "run",
+            "--input",
+            str(folder / "samples"),
+            "--warehouse",
+            str(seed),
+            "--parquet-dir",
+            str(folder / "seed_parquet"),
+            "--no-validation",
+            "--log-level",
+            "WARNING",
+        ],
+        check=True,
+        capture_output=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     for name, sources in (("one_source.duckdb", 1), ("four_sources.duckdb", 4)):
         with duckdb.connect(str(folder / name)) as con:
             con.execute("SET enable_progress_bar = false")
@@ -88,16 +114,23 @@ def build(folder: Path, rows: int) -> None:
 def code_of(ref: str, folder: Path) -> Path:
     """The pipelines package and suites of commit `ref`, extracted (nothing in the repository changes)."""
     folder.mkdir()
-    archive = subprocess.run(["git", "-C", str(REPO), "archive", ref, "pipelines", "expectations", "schemas",
-                              "setup.py"], check=True, capture_output=True).stdout
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", ref, "pipelines", "expectations", "schemas", "setup.py"],
+        check=True,
+        capture_output=True,
+    ).stdout
     subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
     return folder
 
 
 def run_child(code: Path, warehouse: Path, function: str) -> dict[str, float]:
-    out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--measure", str(warehouse), function],
-                         check=True, capture_output=True, text=True,
-                         env={**os.environ, "PYTHONPATH": str(code), "GX_ANALYTICS_ENABLED": "false"})
+    out = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--measure", str(warehouse), function],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(code), "GX_ANALYTICS_ENABLED": "false"},
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -117,23 +150,30 @@ def main() -> int:
         codes = {"this checkout": REPO}
         if args.baseline:
             codes[args.baseline] = code_of(args.baseline, folder / "baseline")
-        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, check=True).stdout.strip()
-        print(f"{args.rows} rows; this checkout at {head}; {os.cpu_count()} cores, load average "
-              f"{os.getloadavg()[0]:.1f} at the start")
-        print(f"{'scenario':9} {'code':14} {'median s':>9} {'cpu s':>7} {'peak RSS MB':>12} {'RSS before MB':>14} "
-              f"{'ratio s':>8} {'ratio RSS':>9}")
+        head = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        print(
+            f"{args.rows} rows; this checkout at {head}; {os.cpu_count()} cores, load average "
+            f"{os.getloadavg()[0]:.1f} at the start"
+        )
+        print(
+            f"{'scenario':9} {'code':14} {'median s':>9} {'cpu s':>7} {'peak RSS MB':>12} {'RSS before MB':>14} "
+            f"{'ratio s':>8} {'ratio RSS':>9}"
+        )
         for scenario, (warehouse, function) in SCENARIOS.items():
             first = None
             for name, code in codes.items():
                 runs = [run_child(code, folder / warehouse, function) for _ in range(args.repeat)]
                 median = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
                 first = first or median
-                print(f"{scenario:9} {name[:14]:14} {median['seconds']:9.2f} {median['cpu_seconds']:7.2f} "
-                      f"{median['peak_rss_mb']:12.0f} {median['rss_before_mb']:14.0f} "
-                      f"{median['seconds'] / first['seconds']:8.2f} "
-                      f"{median['peak_rss_mb'] / first['peak_rss_mb']:9.2f}",
-                      flush=True)
+                print(
+                    f"{scenario:9} {name[:14]:14} {median['seconds']:9.2f} {median['cpu_seconds']:7.2f} "
+                    f"{median['peak_rss_mb']:12.0f} {median['rss_before_mb']:14.0f} "
+                    f"{median['seconds'] / first['seconds']:8.2f} "
+                    f"{median['peak_rss_mb'] / first['peak_rss_mb']:9.2f}",
+                    flush=True,
+                )
     return 0
 
 

@@ -11,6 +11,7 @@ DuckDB commit and the Parquet copy: the rows can be queried), and `ledger`, the 
 gives it one holding a whole export) under `--source`; without, into a fresh one. Not a test: these machines are
 shared and noisy; results are recorded in benchmarks/RESULTS.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -69,8 +70,10 @@ def write_small_file(drop: Path, index: int, patients: int, rng: random.Random) 
     """Writes `patients` new Patients under a temp name and renames the file into the drop folder."""
     from pipelines.samples import make_patient
 
-    data = "".join(json.dumps(make_patient(rng, f"watch-bench-{index}-{j}", "2026-10-01T00:00:00Z")) + "\n"
-                   for j in range(patients))
+    data = "".join(
+        json.dumps(make_patient(rng, f"watch-bench-{index}-{j}", "2026-10-01T00:00:00Z")) + "\n"
+        for j in range(patients)
+    )
     part = drop / f".watch-bench-{index}.part"
     part.write_text(data)
     final = drop / f"watch-bench-{index}.ndjson"
@@ -105,8 +108,20 @@ def measure(args: argparse.Namespace, workdir: Path) -> Latencies:
     drop, log = workdir / "drop", WatcherLog(workdir / "watch.stderr")
     drop.mkdir()
     warehouse = args.warehouse or workdir / "warehouse.duckdb"
-    command = [sys.executable, "-m", "pipelines.cli", "watch", "--input", str(drop), "--warehouse", str(warehouse),
-               "--source", args.source, "--poll-interval", str(args.poll_interval)]
+    command = [
+        sys.executable,
+        "-m",
+        "pipelines.cli",
+        "watch",
+        "--input",
+        str(drop),
+        "--warehouse",
+        str(warehouse),
+        "--source",
+        args.source,
+        "--poll-interval",
+        str(args.poll_interval),
+    ]
     with open(log.path, "wb") as stderr:
         watcher = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
     latencies = Latencies(args.files)
@@ -124,9 +139,11 @@ def measure(args: argparse.Namespace, workdir: Path) -> Latencies:
 def describe(latencies: Latencies, args: argparse.Namespace) -> str:
     visible, ledger = sorted(latencies.visible_seconds), sorted(latencies.ledger_seconds)
     p95 = visible[max(0, round(0.95 * len(visible)) - 1)]
-    return (f"files {latencies.files}, landed {latencies.landed}; rename-to-visible seconds: "
-            f"p50 {statistics.median(visible):.2f}, p95 {p95:.2f}, max {visible[-1]:.2f}; ledger lag p50 "
-            f"{statistics.median(ledger):.2f} (poll {args.poll_interval} s, {args.patients} patients per file)")
+    return (
+        f"files {latencies.files}, landed {latencies.landed}; rename-to-visible seconds: "
+        f"p50 {statistics.median(visible):.2f}, p95 {p95:.2f}, max {visible[-1]:.2f}; ledger lag p50 "
+        f"{statistics.median(ledger):.2f} (poll {args.poll_interval} s, {args.patients} patients per file)"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,6 +25,7 @@ feeds (the top 10 payloads cover ~79% of patients), so payloads repeat heavily a
 | `text-only` | 2% | 4 | US Core race extension with a text sub-extension only |
 | `malformed` | 1% | 3 | a coding that is a string, a code that is a number, a system URI with a trailing slash |
 """
+
 from __future__ import annotations
 
 import argparse
@@ -101,8 +102,20 @@ HL7V2_RACE = "http://ibm.com/fhir/cdm/StructureDefinition/local-race-cd"
 HL7V2_ETHNIC_GROUP = "https://reportstream.cdc.gov/fhir/StructureDefinition/ethnic-group"
 
 # samples.US_CORE_PROFILES by name, plus a few more common ones (same tuple shape).
-WHITE_NH, LEBANESE, IRISH_IRANIAN, BLACK_NH, CHINESE, VIETNAMESE, WHITE_MEXICAN, OTHER_HISPANIC, NAVAJO, \
-    SAMOAN, BLACK_WHITE, JAPANESE_WHITE_HISPANIC = US_CORE_PROFILES
+(
+    WHITE_NH,
+    LEBANESE,
+    IRISH_IRANIAN,
+    BLACK_NH,
+    CHINESE,
+    VIETNAMESE,
+    WHITE_MEXICAN,
+    OTHER_HISPANIC,
+    NAVAJO,
+    SAMOAN,
+    BLACK_WHITE,
+    JAPANESE_WHITE_HISPANIC,
+) = US_CORE_PROFILES
 NOT_HISPANIC = "Not Hispanic or Latino"
 WHITE_ENGLISH = (["2106-3"], ["2110-5"], ["2186-5"], "English", NOT_HISPANIC)
 WHITE_ITALIAN = (["2106-3"], ["2114-7"], ["2186-5"], "Italian", NOT_HISPANIC)
@@ -116,6 +129,7 @@ WHITE_PUERTO_RICAN = (["2106-3"], [], ["2135-2", "2180-8"], "White", "Puerto Ric
 
 class RaceProfile(NamedTuple):
     """One race/ethnicity payload of the catalogue, its encoding family and its weight in 1/10,000."""
+
     family: str
     weight: int
     extensions: Extensions
@@ -123,8 +137,10 @@ class RaceProfile(NamedTuple):
 
 def value_extension(url: str, code: str, system: str, display: str) -> dict[str, Any]:
     """A race/ethnicity extension carrying one valueCodeableConcept (DSTU2, HL7 v2 converters)."""
-    return {"url": url, "valueCodeableConcept": {"coding": [{"system": system, "code": code, "display": display}],
-                                                 "text": display}}
+    return {
+        "url": url,
+        "valueCodeableConcept": {"coding": [{"system": system, "code": code, "display": display}], "text": display},
+    }
 
 
 def split_system_extensions(profile: UsCoreProfile, race_system: str, ethnicity_system: str) -> Extensions:
@@ -136,9 +152,11 @@ def split_system_extensions(profile: UsCoreProfile, race_system: str, ethnicity_
 
 def data_absent_extensions(race_reason: str, ethnicity_reason: str | None) -> Extensions:
     """US Core race (and ethnicity) whose ombCategory is a data-absent-reason code."""
+
     def question(url: str, reason: str) -> dict[str, Any]:
         coding = {"system": DATA_ABSENT_REASON, "code": reason}
         return {"url": url, "extension": [{"url": "ombCategory", "valueCoding": coding}]}
+
     extensions = [question(US_CORE_RACE, race_reason)]
     if ethnicity_reason is not None:
         extensions.append(question(US_CORE_ETHNICITY, ethnicity_reason))
@@ -186,8 +204,9 @@ def race_profiles() -> list[RaceProfile]:
         RaceProfile("asku", 500, declined_extensions()),
         RaceProfile("cdcrec-other-system", 200, us_core_race_extensions(*WHITE_NH, system=PH_RACE_AND_ETHNICITY)),
         RaceProfile("cdcrec-other-system", 100, split_system_extensions(BLACK_NH, V3_RACE, V3_ETHNICITY)),
-        RaceProfile("cdcrec-other-system", 100,
-                    split_system_extensions(WHITE_MEXICAN, FHIR_V3_RACE, FHIR_V3_ETHNICITY)),
+        RaceProfile(
+            "cdcrec-other-system", 100, split_system_extensions(WHITE_MEXICAN, FHIR_V3_RACE, FHIR_V3_ETHNICITY)
+        ),
         RaceProfile("cdcrec-other-system", 50, us_core_race_extensions(*CHINESE, system=V2_RACE)),
         RaceProfile("cdcrec-other-system", 50, us_core_race_extensions(*OTHER_HISPANIC, system=V3_RACE)),
         RaceProfile("unk", 400, unknown_extensions()),
@@ -199,25 +218,53 @@ def race_profiles() -> list[RaceProfile]:
         RaceProfile("cms-bluebutton", 30, bluebutton_extensions("5", "Hispanic")),
         RaceProfile("cms-bluebutton", 20, bluebutton_extensions("0", "Unknown")),
         RaceProfile("cms-bluebutton", 10, bluebutton_extensions()),
-        RaceProfile("us-core-dstu2", 120, [value_extension(DSTU2_RACE, "2106-3", FHIR_V3_RACE, "White"),
-                                           value_extension(DSTU2_ETHNICITY, "2186-5", FHIR_V3_ETHNICITY,
-                                                           NOT_HISPANIC)]),
-        RaceProfile("us-core-dstu2", 50, [value_extension(DSTU2_RACE, "2054-5", FHIR_V3_RACE,
-                                                          "Black or African American")]),
-        RaceProfile("us-core-dstu2", 30, [value_extension(DSTU2_RACE, "2106-3", FHIR_V3_RACE, "White"),
-                                          value_extension(DSTU2_ETHNICITY, "2135-2", FHIR_V3_ETHNICITY,
-                                                          "Hispanic or Latino")]),
+        RaceProfile(
+            "us-core-dstu2",
+            120,
+            [
+                value_extension(DSTU2_RACE, "2106-3", FHIR_V3_RACE, "White"),
+                value_extension(DSTU2_ETHNICITY, "2186-5", FHIR_V3_ETHNICITY, NOT_HISPANIC),
+            ],
+        ),
+        RaceProfile(
+            "us-core-dstu2", 50, [value_extension(DSTU2_RACE, "2054-5", FHIR_V3_RACE, "Black or African American")]
+        ),
+        RaceProfile(
+            "us-core-dstu2",
+            30,
+            [
+                value_extension(DSTU2_RACE, "2106-3", FHIR_V3_RACE, "White"),
+                value_extension(DSTU2_ETHNICITY, "2135-2", FHIR_V3_ETHNICITY, "Hispanic or Latino"),
+            ],
+        ),
         RaceProfile("data-absent-reason", 80, data_absent_extensions("asked-declined", "asked-declined")),
         RaceProfile("data-absent-reason", 70, data_absent_extensions("unknown", "unknown")),
         RaceProfile("data-absent-reason", 50, data_absent_extensions("asked-unknown", None)),
-        RaceProfile("hl7v2-converter", 120, [value_extension(HL7V2_RACE, "2106-3", V2_RACE, "White"),
-                                             value_extension(HL7V2_ETHNIC_GROUP, "N", V2_ETHNIC_GROUP, NOT_HISPANIC)]),
-        RaceProfile("hl7v2-converter", 40, [value_extension(HL7V2_RACE, "2054-5", V2_RACE, "Black or African American"),
-                                            value_extension(HL7V2_ETHNIC_GROUP, "H", V2_ETHNIC_GROUP,
-                                                            "Hispanic or Latino")]),
+        RaceProfile(
+            "hl7v2-converter",
+            120,
+            [
+                value_extension(HL7V2_RACE, "2106-3", V2_RACE, "White"),
+                value_extension(HL7V2_ETHNIC_GROUP, "N", V2_ETHNIC_GROUP, NOT_HISPANIC),
+            ],
+        ),
+        RaceProfile(
+            "hl7v2-converter",
+            40,
+            [
+                value_extension(HL7V2_RACE, "2054-5", V2_RACE, "Black or African American"),
+                value_extension(HL7V2_ETHNIC_GROUP, "H", V2_ETHNIC_GROUP, "Hispanic or Latino"),
+            ],
+        ),
         # Retired table 0005 letter (C = Caucasian), still sent by old interfaces.
-        RaceProfile("hl7v2-converter", 40, [value_extension(HL7V2_RACE, "C", V2_RACE, "Caucasian"),
-                                            value_extension(HL7V2_ETHNIC_GROUP, "U", V2_ETHNIC_GROUP, "Unknown")]),
+        RaceProfile(
+            "hl7v2-converter",
+            40,
+            [
+                value_extension(HL7V2_RACE, "C", V2_RACE, "Caucasian"),
+                value_extension(HL7V2_ETHNIC_GROUP, "U", V2_ETHNIC_GROUP, "Unknown"),
+            ],
+        ),
         RaceProfile("text-only", 60, text_only_extensions()),
         RaceProfile("text-only", 60, text_only_extensions("Caucasian")),
         RaceProfile("text-only", 40, text_only_extensions("Hispanic")),
@@ -237,11 +284,18 @@ def language(code: str, display: str) -> dict[str, Any]:
 
 
 LANGUAGES: list[tuple[int, dict[str, Any]]] = [  # (weight in 1/10,000, language); the last two are text only
-    (5680, language("en", "English")), (2500, language("en-US", "English (United States)")),
-    (1100, language("es", "Spanish")), (150, language("zh", "Chinese")), (100, language("vi", "Vietnamese")),
-    (60, language("ko", "Korean")), (80, language("tl", "Tagalog")), (50, language("ar", "Arabic")),
-    (50, language("ru", "Russian")), (30, language("fa", "Persian")),
-    (120, {"text": "English"}), (80, {"text": "Spanish"}),
+    (5680, language("en", "English")),
+    (2500, language("en-US", "English (United States)")),
+    (1100, language("es", "Spanish")),
+    (150, language("zh", "Chinese")),
+    (100, language("vi", "Vietnamese")),
+    (60, language("ko", "Korean")),
+    (80, language("tl", "Tagalog")),
+    (50, language("ar", "Arabic")),
+    (50, language("ru", "Russian")),
+    (30, language("fa", "Persian")),
+    (120, {"text": "English"}),
+    (80, {"text": "Spanish"}),
 ]
 
 # (city, state, state name, postal code, latitude, longitude): rough city centres, jittered per patient.
@@ -267,8 +321,24 @@ CITIES = [
     ("Atlanta", "GA", "Georgia", "30303", 33.75, -84.39),
     ("Queens", "NY", "New York", "11373", 40.74, -73.88),
 ]
-STREETS = ["Maple", "Oak", "Cedar", "Mission", "Harbor", "Sunset", "Lincoln", "Jackson", "Willow", "Summit", "Park",
-           "Lake", "Hill", "River", "Main", "Elm"]
+STREETS = [
+    "Maple",
+    "Oak",
+    "Cedar",
+    "Mission",
+    "Harbor",
+    "Sunset",
+    "Lincoln",
+    "Jackson",
+    "Willow",
+    "Summit",
+    "Park",
+    "Lake",
+    "Hill",
+    "River",
+    "Main",
+    "Elm",
+]
 STREET_KINDS = ["St", "Ave", "Rd", "Blvd", "Way", "Ln", "Ct"]
 # samples' names plus a few non-ASCII ones: real exports are UTF-8.
 GIVEN_NAMES = GIVEN + ["José", "Zoë", "Thảo", "Søren"]
@@ -276,18 +346,28 @@ FAMILY_NAMES = FAMILY + ["Nuñez", "Nguyễn", "Müller"]
 
 
 def marital_status(code: str, display: str) -> dict[str, Any]:
-    return {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-MaritalStatus", "code": code,
-                        "display": display}], "text": display}
+    return {
+        "coding": [
+            {"system": "http://terminology.hl7.org/CodeSystem/v3-MaritalStatus", "code": code, "display": display}
+        ],
+        "text": display,
+    }
 
 
-MARITAL_STATUSES = [(45, marital_status("M", "Married")), (35, marital_status("S", "Never Married")),
-                    (12, marital_status("D", "Divorced")), (8, marital_status("W", "Widowed"))]
+MARITAL_STATUSES = [
+    (45, marital_status("M", "Married")),
+    (35, marital_status("S", "Never Married")),
+    (12, marital_status("D", "Divorced")),
+    (8, marital_status("W", "Widowed")),
+]
 ORGANIZATION_KINDS = ["Community Health Center", "Medical Group", "Family Clinic", "Hospital", "Health Partners"]
 
 
 def identifier_type(code: str, display: str) -> dict[str, Any]:
-    return {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": code, "display": display}],
-            "text": display}
+    return {
+        "coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": code, "display": display}],
+        "text": display,
+    }
 
 
 MRN_TYPE = identifier_type("MR", "Medical Record Number")
@@ -295,9 +375,11 @@ SSN_TYPE = identifier_type("SS", "Social Security Number")
 DRIVERS_LICENSE_TYPE = identifier_type("DL", "Driver's license number")
 PASSPORT_TYPE = identifier_type("PPN", "Passport Number")
 PATIENT_META_PROFILE = ["http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient"]
-NARRATIVE = ('<div xmlns="http://www.w3.org/1999/xhtml">Generated by <a href="https://github.com/synthetichealth/'
-             'synthea">Synthea</a>.Version identifier: v3.2.0-synthetic\n .   Person seed: {seed}  Population seed: '
-             '{population}</div>')
+NARRATIVE = (
+    '<div xmlns="http://www.w3.org/1999/xhtml">Generated by <a href="https://github.com/synthetichealth/'
+    'synthea">Synthea</a>.Version identifier: v3.2.0-synthetic\n .   Person seed: {seed}  Population seed: '
+    "{population}</div>"
+)
 
 UCUM = "http://unitsofmeasure.org"
 OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
@@ -314,6 +396,7 @@ SOCIAL_HISTORY_CATEGORY = category("social-history", "Social History")
 
 class Measurement(NamedTuple):
     """A quantitative Observation kind: LOINC code, UCUM unit, plausible range, US Core profile, category."""
+
     code: dict[str, Any]
     unit: str
     low: float
@@ -324,9 +407,14 @@ class Measurement(NamedTuple):
 
 def measurement(loinc: str, display: str, unit: str, low: float, high: float, lab: bool) -> Measurement:
     profile = "us-core-observation-lab" if lab else "us-core-vital-signs"
-    return Measurement({"coding": [{"system": LOINC, "code": loinc, "display": display}], "text": display}, unit, low,
-                       high, {"profile": [f"http://hl7.org/fhir/us/core/StructureDefinition/{profile}"]},
-                       LABORATORY_CATEGORY if lab else VITAL_SIGNS_CATEGORY)
+    return Measurement(
+        {"coding": [{"system": LOINC, "code": loinc, "display": display}], "text": display},
+        unit,
+        low,
+        high,
+        {"profile": [f"http://hl7.org/fhir/us/core/StructureDefinition/{profile}"]},
+        LABORATORY_CATEGORY if lab else VITAL_SIGNS_CATEGORY,
+    )
 
 
 MEASUREMENTS: list[tuple[int, Measurement]] = [  # (weight, kind); blood pressure and hCG are built apart
@@ -348,10 +436,11 @@ DIASTOLIC = {"coding": [{"system": LOINC, "code": "8462-4", "display": "Diastoli
 BLOOD_PRESSURE_WEIGHT = 14
 # LOINC 2106-3 is a urine hCG test: the same string as CDCREC White, a trap for readers that ignore the system.
 HCG_URINE = measurement("2106-3", "Choriogonadotropin (pregnancy test) [Presence] in Urine", "", 0, 0, lab=True)
-HCG_NEGATIVE = {"coding": [{"system": "http://snomed.info/sct", "code": "260385009", "display": "Negative"}],
-                "text": "Negative"}
+HCG_NEGATIVE = {
+    "coding": [{"system": "http://snomed.info/sct", "code": "260385009", "display": "Negative"}],
+    "text": "Negative",
+}
 HCG_WEIGHT = 1
-
 
 
 class EncounterKind(NamedTuple):
@@ -360,9 +449,10 @@ class EncounterKind(NamedTuple):
 
 
 def encounter_kind(class_code: str, snomed: str, display: str) -> EncounterKind:
-    return EncounterKind({"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": class_code},
-                         [{"coding": [{"system": "http://snomed.info/sct", "code": snomed, "display": display}],
-                           "text": display}])
+    return EncounterKind(
+        {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": class_code},
+        [{"coding": [{"system": "http://snomed.info/sct", "code": snomed, "display": display}], "text": display}],
+    )
 
 
 ENCOUNTER_KINDS = [  # (weight, kind): Synthea's most frequent encounter types
@@ -373,8 +463,18 @@ ENCOUNTER_KINDS = [  # (weight, kind): Synthea's most frequent encounter types
     (7, encounter_kind("EMER", "50849002", "Emergency room admission (procedure)")),
     (3, encounter_kind("IMP", "32485007", "Hospital admission (procedure)")),
 ]
-PRIMARY_PERFORMER = [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
-                                  "code": "PPRF", "display": "primary performer"}], "text": "primary performer"}]
+PRIMARY_PERFORMER = [
+    {
+        "coding": [
+            {
+                "system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
+                "code": "PPRF",
+                "display": "primary performer",
+            }
+        ],
+        "text": "primary performer",
+    }
+]
 ENCOUNTER_META = {"profile": ["http://hl7.org/fhir/us/core/StructureDefinition/us-core-encounter"]}
 
 RACE_ANSWERS = ["2106-3", "2106-3", "2054-5", "2028-9", "1002-5", "2076-8", "2131-1"]
@@ -385,7 +485,7 @@ RACE_OBSERVATION_SHARE_WITH_EXTENSION = 0.0055
 
 FIRST_DAY = date(2015, 1, 1)
 DAYS = [(FIRST_DAY + timedelta(days=n)).isoformat() for n in range((date(2026, 10, 31) - FIRST_DAY).days + 1)]
-RECENT_DAYS = DAYS[-2 * 365:]  # lastUpdated: the two years before the export, after every birth
+RECENT_DAYS = DAYS[-2 * 365 :]  # lastUpdated: the two years before the export, after every birth
 UUID4_MASK = ~((0xF000 << 64) | (0xC000 << 48)) & ((1 << 128) - 1)
 UUID4_BITS = (0x4000 << 64) | (0x8000 << 48)
 
@@ -487,15 +587,21 @@ class PatientFactory:
         patient: Resource = {
             "resourceType": "Patient",
             "id": patient_id,
-            "meta": {"versionId": "1", "lastUpdated": timestamp(pick(rng, RECENT_DAYS), rng),
-                     "profile": PATIENT_META_PROFILE},
-            "text": {"status": "generated", "div": NARRATIVE.format(seed=rng.getrandbits(40),
-                                                                    population=self.population_seed)},
+            "meta": {
+                "versionId": "1",
+                "lastUpdated": timestamp(pick(rng, RECENT_DAYS), rng),
+                "profile": PATIENT_META_PROFILE,
+            },
+            "text": {
+                "status": "generated",
+                "div": NARRATIVE.format(seed=rng.getrandbits(40), population=self.population_seed),
+            },
             "extension": race.extensions + self._synthea_extensions(female, year),
             "identifier": self._identifiers(patient_id, year),
             "name": [self._official_name(given, family, female, year)],
-            "telecom": [{"system": "phone", "value": f"555-{100 + below(rng, 900)}-{below(rng, 10000):04d}",
-                         "use": "home"}],
+            "telecom": [
+                {"system": "phone", "value": f"555-{100 + below(rng, 900)}-{below(rng, 10000):04d}", "use": "home"}
+            ],
             "gender": "female" if female else "male",
             "birthDate": f"{year}-{1 + below(rng, 12):02d}-{1 + below(rng, 28):02d}",
         }
@@ -517,16 +623,26 @@ class PatientFactory:
         city, _, state_name, *_ = pick(rng, CITIES)
         disability_adjusted = round(rng.random() * 4, 4) if rng.random() < 0.3 else 0.0
         return [
-            {"url": "http://hl7.org/fhir/StructureDefinition/patient-mothersMaidenName",
-             "valueString": f"{synthetic_name(rng, GIVEN_NAMES)} {synthetic_name(rng, FAMILY_NAMES)}"},
-            {"url": "http://hl7.org/fhir/us/core/StructureDefinition/us-core-birthsex",
-             "valueCode": "F" if female else "M"},
-            {"url": "http://hl7.org/fhir/StructureDefinition/patient-birthPlace",
-             "valueAddress": {"city": city, "state": state_name, "country": "US"}},
-            {"url": "http://synthetichealth.github.io/synthea/disability-adjusted-life-years",
-             "valueDecimal": disability_adjusted},
-            {"url": "http://synthetichealth.github.io/synthea/quality-adjusted-life-years",
-             "valueDecimal": round(max(EXPORT_YEAR - birth_year - disability_adjusted - rng.random() * 3, 0.5), 4)},
+            {
+                "url": "http://hl7.org/fhir/StructureDefinition/patient-mothersMaidenName",
+                "valueString": f"{synthetic_name(rng, GIVEN_NAMES)} {synthetic_name(rng, FAMILY_NAMES)}",
+            },
+            {
+                "url": "http://hl7.org/fhir/us/core/StructureDefinition/us-core-birthsex",
+                "valueCode": "F" if female else "M",
+            },
+            {
+                "url": "http://hl7.org/fhir/StructureDefinition/patient-birthPlace",
+                "valueAddress": {"city": city, "state": state_name, "country": "US"},
+            },
+            {
+                "url": "http://synthetichealth.github.io/synthea/disability-adjusted-life-years",
+                "valueDecimal": disability_adjusted,
+            },
+            {
+                "url": "http://synthetichealth.github.io/synthea/quality-adjusted-life-years",
+                "valueDecimal": round(max(EXPORT_YEAR - birth_year - disability_adjusted - rng.random() * 3, 0.5), 4),
+            },
         ]
 
     def _identifiers(self, patient_id: str, birth_year: int) -> list[dict[str, Any]]:
@@ -535,16 +651,28 @@ class PatientFactory:
             {"system": "https://github.com/synthetichealth/synthea", "value": patient_id},
             {"type": MRN_TYPE, "system": "http://hospital.example.org/mrn", "value": f"{below(rng, 10**8):08d}"},
             # 999-xx-xxxx is never issued as an SSN: the number is synthetic by construction.
-            {"type": SSN_TYPE, "system": "http://hl7.org/fhir/sid/us-ssn",
-             "value": f"999-{10 + below(rng, 90)}-{below(rng, 10000):04d}"},
+            {
+                "type": SSN_TYPE,
+                "system": "http://hl7.org/fhir/sid/us-ssn",
+                "value": f"999-{10 + below(rng, 90)}-{below(rng, 10000):04d}",
+            },
         ]
         if EXPORT_YEAR - birth_year >= 16:
-            identifiers.append({"type": DRIVERS_LICENSE_TYPE, "system": "urn:oid:2.16.840.1.113883.4.3.25",
-                                "value": f"S999{below(rng, 10**6):06d}"})
+            identifiers.append(
+                {
+                    "type": DRIVERS_LICENSE_TYPE,
+                    "system": "urn:oid:2.16.840.1.113883.4.3.25",
+                    "value": f"S999{below(rng, 10**6):06d}",
+                }
+            )
             if rng.random() < 0.6:
-                identifiers.append({"type": PASSPORT_TYPE,
-                                    "system": "http://hl7.org/fhir/sid/passport-USA",
-                                    "value": f"X{below(rng, 10**8):08d}X"})
+                identifiers.append(
+                    {
+                        "type": PASSPORT_TYPE,
+                        "system": "http://hl7.org/fhir/sid/passport-USA",
+                        "value": f"X{below(rng, 10**8):08d}X",
+                    }
+                )
         return identifiers
 
     def _official_name(self, given: str, family: str, female: bool, birth_year: int) -> dict[str, Any]:
@@ -557,12 +685,22 @@ class PatientFactory:
     def _address(self) -> dict[str, Any]:
         rng = self.rng
         city, state, _, postal_code, latitude, longitude = pick(rng, CITIES)
-        geolocation = {"url": "http://hl7.org/fhir/StructureDefinition/geolocation", "extension": [
-            {"url": "latitude", "valueDecimal": round(latitude + rng.uniform(-0.08, 0.08), 6)},
-            {"url": "longitude", "valueDecimal": round(longitude + rng.uniform(-0.08, 0.08), 6)}]}
+        geolocation = {
+            "url": "http://hl7.org/fhir/StructureDefinition/geolocation",
+            "extension": [
+                {"url": "latitude", "valueDecimal": round(latitude + rng.uniform(-0.08, 0.08), 6)},
+                {"url": "longitude", "valueDecimal": round(longitude + rng.uniform(-0.08, 0.08), 6)},
+            ],
+        }
         line = f"{1 + below(rng, 9998)} {pick(rng, STREETS)} {pick(rng, STREET_KINDS)}"
-        return {"extension": [geolocation], "line": [line], "city": city, "state": state, "postalCode": postal_code,
-                "country": "US"}
+        return {
+            "extension": [geolocation],
+            "line": [line],
+            "city": city,
+            "state": state,
+            "postalCode": postal_code,
+            "country": "US",
+        }
 
 
 # ---------------------------------------------------------------- Encounters and Observations
@@ -587,8 +725,9 @@ class ClinicalFactory:
         self.rng = rng
         self.observations_per_patient, self.encounters_per_patient = observations_per_patient, encounters_per_patient
         self.encounter_kinds = WeightedChoice(ENCOUNTER_KINDS)
-        self.measurements = WeightedChoice([*MEASUREMENTS, (BLOOD_PRESSURE_WEIGHT, BLOOD_PRESSURE),
-                                            (HCG_WEIGHT, HCG_URINE)])
+        self.measurements = WeightedChoice(
+            [*MEASUREMENTS, (BLOOD_PRESSURE_WEIGHT, BLOOD_PRESSURE), (HCG_WEIGHT, HCG_URINE)]
+        )
 
     def resources(self, patient: Resource, race_family: str, patient_number: int) -> Iterator[Resource]:
         """A patient's Encounters, then Observations (each in one of those encounters, when there is one)."""
@@ -609,17 +748,25 @@ class ClinicalFactory:
         kind = self.encounter_kinds.draw(rng)
         day = self.day(lifetime)
         start_hour, start_minute = 7 + below(rng, 11), 15 * below(rng, 4)
-        period = {"start": f"{day}T{start_hour:02d}:{start_minute:02d}:00+00:00",
-                  "end": f"{day}T{start_hour + 1:02d}:{start_minute:02d}:00+00:00"}
+        period = {
+            "start": f"{day}T{start_hour:02d}:{start_minute:02d}:00+00:00",
+            "end": f"{day}T{start_hour + 1:02d}:{start_minute:02d}:00+00:00",
+        }
         encounter_id = new_uuid(rng)
         return {
-            "resourceType": "Encounter", "id": encounter_id, "meta": ENCOUNTER_META,
-            "identifier": [{"use": "official", "system": "https://github.com/synthetichealth/synthea",
-                            "value": encounter_id}],
-            "status": "finished", "class": kind.encounter_class, "type": kind.type,
+            "resourceType": "Encounter",
+            "id": encounter_id,
+            "meta": ENCOUNTER_META,
+            "identifier": [
+                {"use": "official", "system": "https://github.com/synthetichealth/synthea", "value": encounter_id}
+            ],
+            "status": "finished",
+            "class": kind.encounter_class,
+            "type": kind.type,
             "subject": {"reference": f"Patient/{patient['id']}"},
-            "participant": [{"type": PRIMARY_PERFORMER, "period": period,
-                             "individual": patient["generalPractitioner"][0]}],
+            "participant": [
+                {"type": PRIMARY_PERFORMER, "period": period, "individual": patient["generalPractitioner"][0]}
+            ],
             "period": period,
             "serviceProvider": patient["managingOrganization"],
         }
@@ -629,8 +776,13 @@ class ClinicalFactory:
         kind = self.measurements.draw(rng)
         when = encounter["period"]["start"] if encounter else timestamp(self.day(lifetime), rng)
         observation: Resource = {
-            "resourceType": "Observation", "id": new_uuid(rng), "meta": kind.meta, "status": "final",
-            "category": kind.category, "code": kind.code, "subject": {"reference": f"Patient/{patient_id}"},
+            "resourceType": "Observation",
+            "id": new_uuid(rng),
+            "meta": kind.meta,
+            "status": "final",
+            "category": kind.category,
+            "code": kind.code,
+            "subject": {"reference": f"Patient/{patient_id}"},
         }
         if encounter:
             observation["encounter"] = {"reference": f"Encounter/{encounter['id']}"}
@@ -639,7 +791,8 @@ class ClinicalFactory:
         if kind is BLOOD_PRESSURE:
             observation["component"] = [
                 {"code": SYSTOLIC, "valueQuantity": self._quantity(100, 150, kind.unit)},
-                {"code": DIASTOLIC, "valueQuantity": self._quantity(60, 95, kind.unit)}]
+                {"code": DIASTOLIC, "valueQuantity": self._quantity(60, 95, kind.unit)},
+            ]
         elif kind is HCG_URINE:
             observation["valueCodeableConcept"] = HCG_NEGATIVE
         else:
@@ -652,8 +805,11 @@ class ClinicalFactory:
     def race_ethnicity_observations(self, patient: Resource, race_family: str, patient_number: int) -> list[Resource]:
         """LOINC 72826-1 / 69490-1 answers for ~1% of patients (contract 4.3)."""
         rng = self.rng
-        share = (RACE_OBSERVATION_SHARE_WITHOUT_EXTENSION if race_family == "absent"
-                 else RACE_OBSERVATION_SHARE_WITH_EXTENSION)
+        share = (
+            RACE_OBSERVATION_SHARE_WITHOUT_EXTENSION
+            if race_family == "absent"
+            else RACE_OBSERVATION_SHARE_WITH_EXTENSION
+        )
         if rng.random() >= share:
             return []
         reference = f"Patient/{patient['id']}"
@@ -675,6 +831,7 @@ class ClinicalFactory:
 class ChunkSpec(NamedTuple):
     """Patients first_patient onwards; each chunk has its own seeded generators, so the output does not depend on
     how many workers made it."""
+
     seed: int
     index: int
     first_patient: int
@@ -714,8 +871,9 @@ def deleted_positions(spec: ChunkSpec) -> set[int]:
 def make_chunk(spec: ChunkSpec) -> Chunk:
     # Separate generators: Patients do not change when the clinical densities do.
     patients = PatientFactory(Random(f"{spec.seed}:patients:{spec.index}"), directory(spec.seed), spec.seed)
-    clinical = ClinicalFactory(Random(f"{spec.seed}:clinical:{spec.index}"), spec.observations_per_patient,
-                               spec.encounters_per_patient)
+    clinical = ClinicalFactory(
+        Random(f"{spec.seed}:clinical:{spec.index}"), spec.observations_per_patient, spec.encounters_per_patient
+    )
     lines: dict[str, list[bytes]] = {kind: [] for kind in RESOURCE_TYPES}
     deleted = deleted_positions(spec)
     deleted_ids = []
@@ -726,15 +884,26 @@ def make_chunk(spec: ChunkSpec) -> Chunk:
             deleted_ids.append(patient["id"])
         for resource in clinical.resources(patient, race_family, spec.first_patient + position):
             lines[resource["resourceType"]].append(ndjson_line(resource))
-    return Chunk({kind: encode(b"".join(chunk), spec.compress) for kind, chunk in lines.items()},
-                 {kind: len(chunk) for kind, chunk in lines.items()}, deleted_ids)
+    return Chunk(
+        {kind: encode(b"".join(chunk), spec.compress) for kind, chunk in lines.items()},
+        {kind: len(chunk) for kind, chunk in lines.items()},
+        deleted_ids,
+    )
 
 
-def chunk_specs(patients: int, seed: int, compress: bool, observations_per_patient: float,
-                encounters_per_patient: float) -> Iterator[ChunkSpec]:
+def chunk_specs(
+    patients: int, seed: int, compress: bool, observations_per_patient: float, encounters_per_patient: float
+) -> Iterator[ChunkSpec]:
     for index, first in enumerate(range(0, patients, CHUNK_PATIENTS)):
-        yield ChunkSpec(seed, index, first, min(CHUNK_PATIENTS, patients - first), compress,
-                        observations_per_patient, encounters_per_patient)
+        yield ChunkSpec(
+            seed,
+            index,
+            first,
+            min(CHUNK_PATIENTS, patients - first),
+            compress,
+            observations_per_patient,
+            encounters_per_patient,
+        )
 
 
 def chunks_in_order(specs: Iterable[ChunkSpec], workers: int) -> Iterator[Chunk]:
@@ -771,10 +940,16 @@ class Export(NamedTuple):
 def deleted_bundles(patient_ids: Sequence[str], rng: Random) -> Iterator[Resource]:
     """The Bulk `deleted` output: transaction Bundles of DELETE entries, timestamped at the export."""
     for start in range(0, len(patient_ids), DELETES_PER_BUNDLE):
-        yield {"resourceType": "Bundle", "id": new_uuid(rng), "meta": {"lastUpdated": TRANSACTION_TIME},
-               "type": "transaction",
-               "entry": [{"request": {"method": "DELETE", "url": f"Patient/{patient_id}"}}
-                         for patient_id in patient_ids[start:start + DELETES_PER_BUNDLE]]}
+        yield {
+            "resourceType": "Bundle",
+            "id": new_uuid(rng),
+            "meta": {"lastUpdated": TRANSACTION_TIME},
+            "type": "transaction",
+            "entry": [
+                {"request": {"method": "DELETE", "url": f"Patient/{patient_id}"}}
+                for patient_id in patient_ids[start : start + DELETES_PER_BUNDLE]
+            ],
+        }
 
 
 def write_deleted(out: Path, path: Path, patient_ids: Sequence[str], seed: int, compress: bool) -> OutputFile:
@@ -786,14 +961,29 @@ def write_deleted(out: Path, path: Path, patient_ids: Sequence[str], seed: int, 
 
 def manifest(outputs: list[OutputFile], deleted: OutputFile) -> dict[str, Any]:
     """A Bulk Data manifest (the status response body); urls are relative to the manifest's folder."""
+
     def item(output: OutputFile) -> dict[str, Any]:
         return {"type": output.resource_type, "url": output.url, "count": output.count}
-    return {"transactionTime": TRANSACTION_TIME, "request": EXPORT_REQUEST, "requiresAccessToken": False,
-            "output": [item(o) for o in outputs], "deleted": [item(deleted)], "error": []}
+
+    return {
+        "transactionTime": TRANSACTION_TIME,
+        "request": EXPORT_REQUEST,
+        "requiresAccessToken": False,
+        "output": [item(o) for o in outputs],
+        "deleted": [item(deleted)],
+        "error": [],
+    }
 
 
-def generate(out: Path, patients: int, seed: int = SEED, compress: bool = False, observations_per_patient: float = 2.0,
-             encounters_per_patient: float = 1.0, workers: int = 1) -> Export:
+def generate(
+    out: Path,
+    patients: int,
+    seed: int = SEED,
+    compress: bool = False,
+    observations_per_patient: float = 2.0,
+    encounters_per_patient: float = 1.0,
+    workers: int = 1,
+) -> Export:
     """Writes the export into `out`, chunk by chunk: memory does not grow with `patients` (deleted ids aside)."""
     out.mkdir(parents=True, exist_ok=True)
     suffix = ".ndjson.gz" if compress else ".ndjson"
@@ -819,11 +1009,13 @@ def generate(out: Path, patients: int, seed: int = SEED, compress: bool = False,
 
 def at_least(minimum: int, kind: Callable[[str], Any]) -> Callable[[str], Any]:
     """An argparse type: a finite number of `kind` not below `minimum`."""
+
     def parse(text: str) -> Any:
         value = kind(text)
         if not minimum <= value < float("inf"):
             raise argparse.ArgumentTypeError(f"must be a number >= {minimum}, got {text}")
         return value
+
     return parse
 
 
@@ -831,8 +1023,10 @@ def summary_line(out: Path, export: Export, seconds: float, patients: int) -> st
     counts = ", ".join(f"{o.count:,} {o.resource_type}" for o in export.outputs)
     megabytes = (sum(o.size for o in export.outputs) + export.deleted.size) / 1e6
     rate = patients / seconds if seconds > 0 else 0.0
-    return (f"wrote {len(export.outputs) + 2} files to {out}: {counts}, {export.deleted_patients:,} deleted patients "
-            f"in {export.deleted.count:,} Bundles; {megabytes:,.1f} MB in {seconds:.1f} s ({rate:,.0f} patients/s)")
+    return (
+        f"wrote {len(export.outputs) + 2} files to {out}: {counts}, {export.deleted_patients:,} deleted patients "
+        f"in {export.deleted.count:,} Bundles; {megabytes:,.1f} MB in {seconds:.1f} s ({rate:,.0f} patients/s)"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -843,12 +1037,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gzip", action="store_true", help="write .ndjson.gz files")
     parser.add_argument("--observations-per-patient", type=at_least(0, float), default=2.0)
     parser.add_argument("--encounters-per-patient", type=at_least(0, float), default=1.0)
-    parser.add_argument("--workers", type=at_least(1, int), default=len(os.sched_getaffinity(0)),
-                        help="processes generating chunks (default: the CPUs available); output does not depend on it")
+    parser.add_argument(
+        "--workers",
+        type=at_least(1, int),
+        default=len(os.sched_getaffinity(0)),
+        help="processes generating chunks (default: the CPUs available); output does not depend on it",
+    )
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    export = generate(args.out, args.patients, args.seed, args.gzip, args.observations_per_patient,
-                      args.encounters_per_patient, args.workers)
+    export = generate(
+        args.out,
+        args.patients,
+        args.seed,
+        args.gzip,
+        args.observations_per_patient,
+        args.encounters_per_patient,
+        args.workers,
+    )
     print(summary_line(args.out, export, time.perf_counter() - start, args.patients))
     return 0
 

@@ -6,6 +6,7 @@ processes) is summed. Shared pages count once per process, so the tree sum is an
 process's and its reaped descendants' user + system time, from wait4: on a shared machine it varies less than
 wall time.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -56,7 +57,7 @@ def process_table() -> dict[int, tuple[int, int]]:
                 text = stat.read()
         except OSError:  # ended between the listing and the read
             continue
-        fields = text[text.rindex(b")") + 2:].split()  # the command name may hold spaces and parentheses
+        fields = text[text.rindex(b")") + 2 :].split()  # the command name may hold spaces and parentheses
         table[int(entry.name)] = (int(fields[1]), int(fields[21]) * PAGE_BYTES)
     return table
 
@@ -83,8 +84,9 @@ def _tail(path: Path) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-TAIL_LINES:])
 
 
-def run_measured(argv: list[str], log_dir: Path, timeout: float, max_rss_bytes: int,
-                 env: dict[str, str] | None = None) -> Measured:
+def run_measured(
+    argv: list[str], log_dir: Path, timeout: float, max_rss_bytes: int, env: dict[str, str] | None = None
+) -> Measured:
     """Runs `argv` to its end, or kills its whole process group past `timeout` seconds or `max_rss_bytes` of tree
     RSS (a runaway variant must not take the shared machine down). stdout and stderr go to files in `log_dir`
     (pipes could fill up and stall the process)."""
@@ -112,5 +114,14 @@ def run_measured(argv: list[str], log_dir: Path, timeout: float, max_rss_bytes: 
         wall = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
     _kill_group(proc.pid)  # workers left behind by a process that died
-    return Measured(argv, proc.returncode, wall, usage.ru_utime + usage.ru_stime, peak_tree, peak_main,
-                    out_path.read_text(errors="replace"), _tail(err_path), stopped)
+    return Measured(
+        argv,
+        proc.returncode,
+        wall,
+        usage.ru_utime + usage.ru_stime,
+        peak_tree,
+        peak_main,
+        out_path.read_text(errors="replace"),
+        _tail(err_path),
+        stopped,
+    )

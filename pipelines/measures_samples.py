@@ -15,6 +15,7 @@ denominator is every adult, broader than the real measure's, so that the sample'
 of 30 and more. A few results name members who are not in the warehouse (unmatched), a few are exclusions. Nothing
 here is real.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,8 +59,9 @@ class SampleMeasure:
 
 
 MEASURES = (
-    SampleMeasure("CBP", lambda age, _: age >= 18, 0.72, in_denominator=1.0, stratifier="hedis_race",
-                  stratum="Asian", gap=0.35),
+    SampleMeasure(
+        "CBP", lambda age, _: age >= 18, 0.72, in_denominator=1.0, stratifier="hedis_race", stratum="Asian", gap=0.35
+    ),
     SampleMeasure("COL", lambda age, _: 45 <= age <= 75, 0.65),
     SampleMeasure("BCS", lambda age, gender: 40 <= age <= 74 and gender == "female", 0.72),
     SampleMeasure("WCV", lambda age, _: 3 <= age <= 21, 0.55),
@@ -77,30 +79,59 @@ def results_for(patients: list[dict[str, Any]], seed: int = SEED) -> list[dict[s
     out = []
     for measure in MEASURES:
         for p in patients:
-            if p["birth_date"] is None or not measure.eligible(age_at_year_end(p["birth_date"]),
-                                                              p["administrative_gender"] or ""):
+            if p["birth_date"] is None or not measure.eligible(
+                age_at_year_end(p["birth_date"]), p["administrative_gender"] or ""
+            ):
                 continue
             denominator = rng.random() < measure.in_denominator
             numerator = denominator and rng.random() < measure.met_rate(p)
-            out.append({"patient_id": p["patient_id"], "measure": measure.name, "denominator": denominator,
-                        "numerator": numerator, "exclusion": denominator and rng.random() < EXCLUDED,
-                        "source": p["source"]})
+            out.append(
+                {
+                    "patient_id": p["patient_id"],
+                    "measure": measure.name,
+                    "denominator": denominator,
+                    "numerator": numerator,
+                    "exclusion": denominator and rng.random() < EXCLUDED,
+                    "source": p["source"],
+                }
+            )
     for i in range(UNMATCHED):
-        out.append({"patient_id": f"member-not-in-warehouse-{i + 1}", "measure": MEASURES[i % len(MEASURES)].name,
-                    "denominator": True, "numerator": rng.random() < 0.5, "exclusion": False,
-                    "source": patients[0]["source"] if patients else None})
+        out.append(
+            {
+                "patient_id": f"member-not-in-warehouse-{i + 1}",
+                "measure": MEASURES[i % len(MEASURES)].name,
+                "denominator": True,
+                "numerator": rng.random() < 0.5,
+                "exclusion": False,
+                "source": patients[0]["source"] if patients else None,
+            }
+        )
     return out
 
 
 def measure_report(result: dict[str, Any]) -> dict[str, Any]:
     """A result as a FHIR MeasureReport of type individual (what a HEDIS engine's FHIR export gives)."""
-    counts = (("denominator", result["denominator"]), ("numerator", result["numerator"]),
-              ("denominator-exclusion", result["exclusion"]))
-    return {"resourceType": "MeasureReport", "status": "complete", "type": "individual",
-            "measure": CANONICAL.format(result["measure"]), "subject": {"reference": f"Patient/{result['patient_id']}"},
-            "period": {"start": f"{MEASUREMENT_YEAR_END.year}-01-01", "end": MEASUREMENT_YEAR_END.isoformat()},
-            "group": [{"population": [{"code": {"coding": [{"system": POPULATION, "code": code}]}, "count": int(flag)}
-                                      for code, flag in counts]}]}
+    counts = (
+        ("denominator", result["denominator"]),
+        ("numerator", result["numerator"]),
+        ("denominator-exclusion", result["exclusion"]),
+    )
+    return {
+        "resourceType": "MeasureReport",
+        "status": "complete",
+        "type": "individual",
+        "measure": CANONICAL.format(result["measure"]),
+        "subject": {"reference": f"Patient/{result['patient_id']}"},
+        "period": {"start": f"{MEASUREMENT_YEAR_END.year}-01-01", "end": MEASUREMENT_YEAR_END.isoformat()},
+        "group": [
+            {
+                "population": [
+                    {"code": {"coding": [{"system": POPULATION, "code": code}]}, "count": int(flag)}
+                    for code, flag in counts
+                ]
+            }
+        ],
+    }
 
 
 def read_patients(warehouse: str) -> list[dict[str, Any]]:
@@ -111,8 +142,11 @@ def read_patients(warehouse: str) -> list[dict[str, Any]]:
     with connect(warehouse, read_only=True) as con:
         if not table_exists(con, PATIENTS):
             raise UsageError(f"{warehouse} has no {PATIENTS} table: run `demographics run --input samples/` first")
-        return records(con, f"SELECT source, patient_id, birth_date, administrative_gender, hedis_race, "
-                            f"hedis_ethnicity FROM {PATIENTS} ORDER BY source, patient_id")
+        return records(
+            con,
+            f"SELECT source, patient_id, birth_date, administrative_gender, hedis_race, "
+            f"hedis_ethnicity FROM {PATIENTS} ORDER BY source, patient_id",
+        )
 
 
 def write(results: list[dict[str, Any]], out: Path) -> list[Path]:
@@ -128,8 +162,12 @@ def write(results: list[dict[str, Any]], out: Path) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipelines.measures_samples", description=__doc__.split("\n")[0])
-    parser.add_argument("--warehouse", default="warehouse.duckdb", metavar="FILE",
-                        help="the warehouse whose patients get results (default warehouse.duckdb)")
+    parser.add_argument(
+        "--warehouse",
+        default="warehouse.duckdb",
+        metavar="FILE",
+        help="the warehouse whose patients get results (default warehouse.duckdb)",
+    )
     parser.add_argument("--out", default="measures", metavar="DIR", help="where to write (default measures/)")
     parser.add_argument("--seed", type=int, default=SEED)
     args = parser.parse_args(argv)

@@ -5,6 +5,7 @@ Speed matters here (every Patient of a multi-GB export passes through): rows are
 race/ethnicity classification is computed once per distinct payload, since payloads repeat heavily across
 patients (a real corpus of 1,394 patients had 54 distinct ones).
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -39,8 +40,14 @@ ORDINAL = "_ordinal"
 RACE_COLUMNS = (*RACE_KEYS, "race_ethnicity_raw")
 # Content columns outside the race/ethnicity block; lineage (ingested_at, first_arrived_at, input_file,
 # input_position, run_id, record_hash) is not content: re-delivering the same content changes nothing.
-OTHER_CONTENT_COLUMNS = ("source", "patient_id", "fhir_invalid_elements", *OTHER_KEYS, "last_updated",
-                         "mapping_warnings")
+OTHER_CONTENT_COLUMNS = (
+    "source",
+    "patient_id",
+    "fhir_invalid_elements",
+    *OTHER_KEYS,
+    "last_updated",
+    "mapping_warnings",
+)
 MEMO_SIZE = 1 << 16
 
 
@@ -59,8 +66,11 @@ def record_hash(row: Mapping[str, Any]) -> str:
 
 def staging_schema() -> pa.Schema:
     """patient_demographics plus the staging-only ordering columns."""
-    return arrow_schema(PATIENTS).append(pa.field(FILE_ORDER, pa.int64(), False)).append(
-        pa.field(ORDINAL, pa.int64(), False))
+    return (
+        arrow_schema(PATIENTS)
+        .append(pa.field(FILE_ORDER, pa.int64(), False))
+        .append(pa.field(ORDINAL, pa.int64(), False))
+    )
 
 
 @dataclass(frozen=True)
@@ -127,9 +137,20 @@ class PatientRows:
         self.ctx, self.memo = ctx, memo
         self.race_index: dict[int, int] = {}
         self.race_entries: list[_RaceEntry] = []
-        self.columns: dict[str, list[Any]] = {name: [] for name in (
-            "patient_id", "_race", "mapping_warnings", "fhir_invalid_elements", *OTHER_KEYS, "last_updated",
-            "input_position", "record_hash", ORDINAL)}
+        self.columns: dict[str, list[Any]] = {
+            name: []
+            for name in (
+                "patient_id",
+                "_race",
+                "mapping_warnings",
+                "fhir_invalid_elements",
+                *OTHER_KEYS,
+                "last_updated",
+                "input_position",
+                "record_hash",
+                ORDINAL,
+            )
+        }
         self.categories: Counter = Counter()
 
     def __len__(self) -> int:
@@ -179,12 +200,20 @@ class PatientRows:
         for position, name in enumerate(RACE_COLUMNS):
             distinct = pa.array([entry.values[position] for entry in self.race_entries], schema.field(name).type)
             arrays[name] = distinct.take(races)
-        constants = {"source": self.ctx.source, "input_file": self.ctx.input_file,
-                     "ingested_at": self.ctx.ingested_at, "first_arrived_at": self.ctx.ingested_at,
-                     "run_id": self.ctx.run_id, FILE_ORDER: self.ctx.file_order}
+        constants = {
+            "source": self.ctx.source,
+            "input_file": self.ctx.input_file,
+            "ingested_at": self.ctx.ingested_at,
+            "first_arrived_at": self.ctx.ingested_at,
+            "run_id": self.ctx.run_id,
+            FILE_ORDER: self.ctx.file_order,
+        }
         for name, value in constants.items():
-            arrays[name] = pa.array([value], schema.field(name).type).take(pa.array([0] * n, pa.int32())) \
-                if n else pa.array([], schema.field(name).type)
+            arrays[name] = (
+                pa.array([value], schema.field(name).type).take(pa.array([0] * n, pa.int32()))
+                if n
+                else pa.array([], schema.field(name).type)
+            )
         for name in schema.names:
             if name not in arrays:
                 arrays[name] = pa.array(c[name], schema.field(name).type)
@@ -193,15 +222,35 @@ class PatientRows:
 
 def rejected_table(rejections: Iterable[Rejection], ctx: RowContext) -> pa.Table:
     """rejected_records rows: where, why (stable code + message) and the raw text."""
-    rows = [{"source": ctx.source, "input_file": ctx.input_file, "position": r.position, "reason": r.reason,
-             "message": r.message, "resource_type": r.resource_type, "raw_text": r.raw,
-             "rejected_at": ctx.ingested_at, "run_id": ctx.run_id} for r in rejections]
+    rows = [
+        {
+            "source": ctx.source,
+            "input_file": ctx.input_file,
+            "position": r.position,
+            "reason": r.reason,
+            "message": r.message,
+            "resource_type": r.resource_type,
+            "raw_text": r.raw,
+            "rejected_at": ctx.ingested_at,
+            "run_id": ctx.run_id,
+        }
+        for r in rejections
+    ]
     return pa.Table.from_pylist(rows, schema=arrow_schema(REJECTED))
 
 
 def deleted_table(deletions: Iterable[Deletion], ctx: RowContext) -> pa.Table:
     """deleted_patients rows; a deletion without a time in the file is at the ingestion time (contract 2)."""
-    rows = [{"source": ctx.source, "patient_id": d.key, "deleted_at": d.deleted_at or ctx.ingested_at,
-             "input_file": ctx.input_file, "input_position": d.position, "ingested_at": ctx.ingested_at,
-             "run_id": ctx.run_id} for d in deletions]
+    rows = [
+        {
+            "source": ctx.source,
+            "patient_id": d.key,
+            "deleted_at": d.deleted_at or ctx.ingested_at,
+            "input_file": ctx.input_file,
+            "input_position": d.position,
+            "ingested_at": ctx.ingested_at,
+            "run_id": ctx.run_id,
+        }
+        for d in deletions
+    ]
     return pa.Table.from_pylist(rows, schema=arrow_schema(DELETED))

@@ -7,6 +7,7 @@ Every patient is fictional. The feed mixes the shapes of contract section 2 (tra
 message and document Bundles, nested Bundles, a single resource, Bulk NDJSON, gzip) and the race/ethnicity
 encodings of section 4.1, with a few malformed files and records that must end up in rejected_records.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,10 +27,54 @@ LOINC = "http://loinc.org"
 RACE_QUESTION = ("72826-1", "Race OMB.1997")  # LOINC question code, display
 ETHNICITY_QUESTION = ("69490-1", "Ethnicity OMB.1997")
 
-GIVEN = ["Ana", "Bao", "Chidi", "Dana", "Elif", "Farah", "Gabriel", "Hana", "Ikaika", "Jon", "Kiona", "Layla",
-         "Mateo", "Nour", "Omar", "Priya", "Quinn", "Rosa", "Sione", "Tomas", "Uma", "Viet", "Wren", "Yusuf"]
-FAMILY = ["Alvarez", "Begay", "Chen", "Diallo", "Evans", "Farouk", "Garcia", "Haddad", "Ito", "Jones", "Kahale",
-          "Lopez", "Mensah", "Nguyen", "Okafor", "Patel", "Reyes", "Saleh", "Tui", "Walker"]
+GIVEN = [
+    "Ana",
+    "Bao",
+    "Chidi",
+    "Dana",
+    "Elif",
+    "Farah",
+    "Gabriel",
+    "Hana",
+    "Ikaika",
+    "Jon",
+    "Kiona",
+    "Layla",
+    "Mateo",
+    "Nour",
+    "Omar",
+    "Priya",
+    "Quinn",
+    "Rosa",
+    "Sione",
+    "Tomas",
+    "Uma",
+    "Viet",
+    "Wren",
+    "Yusuf",
+]
+FAMILY = [
+    "Alvarez",
+    "Begay",
+    "Chen",
+    "Diallo",
+    "Evans",
+    "Farouk",
+    "Garcia",
+    "Haddad",
+    "Ito",
+    "Jones",
+    "Kahale",
+    "Lopez",
+    "Mensah",
+    "Nguyen",
+    "Okafor",
+    "Patel",
+    "Reyes",
+    "Saleh",
+    "Tui",
+    "Walker",
+]
 ZIPS = ["90012", "94110", "95814", "92101", "93721", "95112", "91101", "92805"]
 LANGUAGES = ["en", "en-US", "es", "es-MX", "zh", "vi", "ko", "tl", "ar", "fa"]
 
@@ -54,40 +99,72 @@ def _coding(code: str, system: str = CDCREC) -> dict[str, str]:
     return {"system": system, "code": code}
 
 
-def us_core_race_extensions(omb: list[str], detailed: list[str], ethnicity: list[str], race_text: str,
-                            ethnicity_text: str, system: str = CDCREC) -> list[dict[str, Any]]:
+def us_core_race_extensions(
+    omb: list[str], detailed: list[str], ethnicity: list[str], race_text: str, ethnicity_text: str, system: str = CDCREC
+) -> list[dict[str, Any]]:
     race = [{"url": "ombCategory", "valueCoding": _coding(c, system)} for c in omb]
     race += [{"url": "detailed", "valueCoding": _coding(c, system)} for c in detailed]
     race.append({"url": "text", "valueString": race_text})
-    eth = [{"url": "ombCategory" if i == 0 else "detailed", "valueCoding": _coding(c, system)}
-           for i, c in enumerate(ethnicity)]
+    eth = [
+        {"url": "ombCategory" if i == 0 else "detailed", "valueCoding": _coding(c, system)}
+        for i, c in enumerate(ethnicity)
+    ]
     eth.append({"url": "text", "valueString": ethnicity_text})
     return [{"url": US_CORE_RACE, "extension": race}, {"url": US_CORE_ETHNICITY, "extension": eth}]
 
 
 def declined_extensions() -> list[dict[str, Any]]:
-    return [{"url": US_CORE_RACE, "extension": [{"url": "ombCategory", "valueCoding": _coding("ASKU", NULL_FLAVOR)},
-                                                 {"url": "text", "valueString": "Declined to answer"}]},
-            {"url": US_CORE_ETHNICITY, "extension": [
+    return [
+        {
+            "url": US_CORE_RACE,
+            "extension": [
                 {"url": "ombCategory", "valueCoding": _coding("ASKU", NULL_FLAVOR)},
-                {"url": "text", "valueString": "Declined to answer"}]}]
+                {"url": "text", "valueString": "Declined to answer"},
+            ],
+        },
+        {
+            "url": US_CORE_ETHNICITY,
+            "extension": [
+                {"url": "ombCategory", "valueCoding": _coding("ASKU", NULL_FLAVOR)},
+                {"url": "text", "valueString": "Declined to answer"},
+            ],
+        },
+    ]
 
 
 def unknown_extensions() -> list[dict[str, Any]]:
-    return [{"url": US_CORE_RACE, "extension": [{"url": "ombCategory", "valueCoding": _coding("UNK", NULL_FLAVOR)},
-                                                 {"url": "text", "valueString": "Unknown"}]}]
+    return [
+        {
+            "url": US_CORE_RACE,
+            "extension": [
+                {"url": "ombCategory", "valueCoding": _coding("UNK", NULL_FLAVOR)},
+                {"url": "text", "valueString": "Unknown"},
+            ],
+        }
+    ]
 
 
 def legacy_value_extensions(code: str = "2054-5", text: str = "Black") -> list[dict[str, Any]]:
     """The pre-2017 US Core form: the extension carries a valueCodeableConcept."""
-    return [{"url": US_CORE_RACE, "valueCodeableConcept": {
-        "coding": [_coding(code, "http://hl7.org/fhir/v3/Race")], "text": text}}]
+    return [
+        {
+            "url": US_CORE_RACE,
+            "valueCodeableConcept": {"coding": [_coding(code, "http://hl7.org/fhir/v3/Race")], "text": text},
+        }
+    ]
 
 
 def bluebutton_extensions(code: str = "4", display: str = "Asian") -> list[dict[str, Any]]:
-    return [{"url": "https://bluebutton.cms.gov/resources/variables/race",
-             "valueCoding": {"system": "https://bluebutton.cms.gov/resources/variables/race", "code": code,
-                             "display": display}}]
+    return [
+        {
+            "url": "https://bluebutton.cms.gov/resources/variables/race",
+            "valueCoding": {
+                "system": "https://bluebutton.cms.gov/resources/variables/race",
+                "code": code,
+                "display": display,
+            },
+        }
+    ]
 
 
 def text_only_extensions(text: str = "Middle Eastern") -> list[dict[str, Any]]:
@@ -122,10 +199,18 @@ def make_patient(rng: random.Random, patient_id: str | None, last_updated: str) 
         "name": [{"family": rng.choice(FAMILY), "given": [rng.choice(GIVEN)]}],
         "gender": rng.choice(["female", "male", "female", "male", "other", "unknown"]),
         "birthDate": f"{rng.randrange(1935, 2024)}-{rng.randrange(1, 13):02d}-{rng.randrange(1, 29):02d}",
-        "address": [{"use": "home", "line": [f"{rng.randrange(1, 9999)} Example St"], "city": "Sampleton",
-                     "state": "CA", "postalCode": zip_code}],
-        "communication": [{"language": {"coding": [{"system": "urn:ietf:bcp:47", "code": rng.choice(LANGUAGES)}]},
-                           "preferred": True}],
+        "address": [
+            {
+                "use": "home",
+                "line": [f"{rng.randrange(1, 9999)} Example St"],
+                "city": "Sampleton",
+                "state": "CA",
+                "postalCode": zip_code,
+            }
+        ],
+        "communication": [
+            {"language": {"coding": [{"system": "urn:ietf:bcp:47", "code": rng.choice(LANGUAGES)}]}, "preferred": True}
+        ],
     }
     if patient_id is not None:
         patient["id"] = patient_id
@@ -135,18 +220,28 @@ def make_patient(rng: random.Random, patient_id: str | None, last_updated: str) 
 
 
 def make_encounter(rng: random.Random, patient_ref: str, n: int) -> dict[str, Any]:
-    return {"resourceType": "Encounter", "id": f"enc-{n}", "status": "finished",
-            "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
-            "subject": {"reference": patient_ref}}
+    return {
+        "resourceType": "Encounter",
+        "id": f"enc-{n}",
+        "status": "finished",
+        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+        "subject": {"reference": patient_ref},
+    }
 
 
-def race_observation(patient_ref: str, n: int, answer: str,
-                     question: tuple[str, str] = RACE_QUESTION) -> dict[str, Any]:
+def race_observation(
+    patient_ref: str, n: int, answer: str, question: tuple[str, str] = RACE_QUESTION
+) -> dict[str, Any]:
     """Race (or, with ETHNICITY_QUESTION, ethnicity) carried as an Observation with a CDCREC answer."""
     loinc_code, display = question
-    return {"resourceType": "Observation", "id": f"race-obs-{n}", "status": "final",
-            "code": {"coding": [{"system": LOINC, "code": loinc_code, "display": display}]},
-            "subject": {"reference": patient_ref}, "valueCodeableConcept": {"coding": [_coding(answer)]}}
+    return {
+        "resourceType": "Observation",
+        "id": f"race-obs-{n}",
+        "status": "final",
+        "code": {"coding": [{"system": LOINC, "code": loinc_code, "display": display}]},
+        "subject": {"reference": patient_ref},
+        "valueCodeableConcept": {"coding": [_coding(answer)]},
+    }
 
 
 class FeedWriter:
@@ -169,12 +264,21 @@ class FeedWriter:
         for _ in range(count):
             patient = self.patient()
             full_url = f"urn:uuid:{self.rng.getrandbits(128):032x}"
-            out.append({"fullUrl": full_url, "resource": patient, "request": {"method": "PUT",
-                                                                              "url": f"Patient/{patient['id']}"}})
+            out.append(
+                {
+                    "fullUrl": full_url,
+                    "resource": patient,
+                    "request": {"method": "PUT", "url": f"Patient/{patient['id']}"},
+                }
+            )
             if with_clinical:
                 self.obs += 1
-                out.append({"fullUrl": f"urn:uuid:{self.rng.getrandbits(128):032x}",
-                            "resource": make_encounter(self.rng, full_url, self.obs)})
+                out.append(
+                    {
+                        "fullUrl": f"urn:uuid:{self.rng.getrandbits(128):032x}",
+                        "resource": make_encounter(self.rng, full_url, self.obs),
+                    }
+                )
                 if "extension" not in patient and self.rng.random() < 0.6:
                     out.append({"resource": race_observation(f"Patient/{patient['id']}", self.obs, "2106-3")})
         return out
@@ -200,34 +304,60 @@ def generate(out_dir: str | Path, seed: int = SEED, scale: int = 1) -> list[Path
     files: dict[str, Callable[[], bytes]] = {}
 
     transaction = _bundle("transaction", w.entries(60 * scale, with_clinical=True), "tx-1")
-    transaction["entry"].insert(3, {"fullUrl": "urn:uuid:no-resource", "request": {"method": "DELETE",
-                                                                                  "url": "Patient/gone"}})
+    transaction["entry"].insert(
+        3, {"fullUrl": "urn:uuid:no-resource", "request": {"method": "DELETE", "url": "Patient/gone"}}
+    )
     files["transaction-bundle.json"] = lambda: _dump(transaction, pretty=True)
 
     collection = _bundle("collection", w.entries(40 * scale, with_clinical=False), "col-1")
     files["collection-bundle.json.gz"] = lambda: _gzip(_dump(collection))
 
     bulk_lines = [_dump(w.patient()) for _ in range(120 * scale)]
-    bulk_lines.insert(10, b'{"resourceType":"Patient","id":"pat-trunc","gender":"fem\n')       # truncated line
-    bulk_lines.insert(20, _dump({"hello": "this is not FHIR"}))                                   # non-FHIR JSON
-    bulk_lines.insert(30, _dump({"resourceType": "Patient", "gender": "female"}))               # no id, no fullUrl
+    bulk_lines.insert(10, b'{"resourceType":"Patient","id":"pat-trunc","gender":"fem\n')  # truncated line
+    bulk_lines.insert(20, _dump({"hello": "this is not FHIR"}))  # non-FHIR JSON
+    bulk_lines.insert(30, _dump({"resourceType": "Patient", "gender": "female"}))  # no id, no fullUrl
     odd = w.patient()
-    odd["meta"]["lastUpdated"] = "last Tuesday"                                                   # malformed instant
-    odd["favoriteColor"] = "teal"                                                                 # unknown element
+    odd["meta"]["lastUpdated"] = "last Tuesday"  # malformed instant
+    odd["favoriteColor"] = "teal"  # unknown element
     bulk_lines.insert(40, _dump(odd))
     files["Patient.ndjson"] = lambda: b"".join(bulk_lines)
 
     searchsets = [_dump(_bundle("searchset", w.entries(8, with_clinical=False), f"ss-{i}")) for i in range(5 * scale)]
     files["searchset-bundles.ndjson.gz"] = lambda: _gzip(b"".join(searchsets))
 
-    inner = _bundle("document", [{"fullUrl": "urn:uuid:composition-1", "resource": {
-        "resourceType": "Composition", "status": "final", "type": {"text": "summary"}, "title": "Summary",
-        "date": "2026-10-01", "author": [{"display": "Clinic"}]}}] + w.entries(10, with_clinical=False), "doc-1")
-    message = _bundle("message", [
-        {"fullUrl": "urn:uuid:header-1", "resource": {"resourceType": "MessageHeader",
-                                                       "eventCoding": {"code": "admin-notify"},
-                                                       "source": {"endpoint": "urn:example:qhio"}}},
-        {"fullUrl": "urn:uuid:doc-1", "resource": inner}], "msg-1")
+    inner = _bundle(
+        "document",
+        [
+            {
+                "fullUrl": "urn:uuid:composition-1",
+                "resource": {
+                    "resourceType": "Composition",
+                    "status": "final",
+                    "type": {"text": "summary"},
+                    "title": "Summary",
+                    "date": "2026-10-01",
+                    "author": [{"display": "Clinic"}],
+                },
+            }
+        ]
+        + w.entries(10, with_clinical=False),
+        "doc-1",
+    )
+    message = _bundle(
+        "message",
+        [
+            {
+                "fullUrl": "urn:uuid:header-1",
+                "resource": {
+                    "resourceType": "MessageHeader",
+                    "eventCoding": {"code": "admin-notify"},
+                    "source": {"endpoint": "urn:example:qhio"},
+                },
+            },
+            {"fullUrl": "urn:uuid:doc-1", "resource": inner},
+        ],
+        "msg-1",
+    )
     files["message-with-document.json"] = lambda: _dump(message, pretty=True)
 
     # Newer versions of patients already delivered above: latest meta.lastUpdated wins.
@@ -250,17 +380,39 @@ def generate(out_dir: str | Path, seed: int = SEED, scale: int = 1) -> list[Path
 
     # FHIR operations wrap resources in Parameters ($member-match, group submissions): parameters and parts at depth.
     def member_match() -> bytes:
-        member = {"name": "member", "part": [{"name": "MemberPatient", "resource": w.patient()},
-                                            {"name": "CoverageToMatch", "resource": {"resourceType": "Coverage",
-                                                                                      "status": "active"}}]}
-        group = {"name": "group", "part": [{"name": "members", "resource": _bundle(
-            "collection", w.entries(3, with_clinical=False), "grp-1")}]}
-        return _dump({"resourceType": "Parameters", "parameter": [
-            {"name": "MemberPatient", "resource": w.patient()}, member, group]}, pretty=True)
+        member = {
+            "name": "member",
+            "part": [
+                {"name": "MemberPatient", "resource": w.patient()},
+                {"name": "CoverageToMatch", "resource": {"resourceType": "Coverage", "status": "active"}},
+            ],
+        }
+        group = {
+            "name": "group",
+            "part": [
+                {"name": "members", "resource": _bundle("collection", w.entries(3, with_clinical=False), "grp-1")}
+            ],
+        }
+        return _dump(
+            {
+                "resourceType": "Parameters",
+                "parameter": [{"name": "MemberPatient", "resource": w.patient()}, member, group],
+            },
+            pretty=True,
+        )
+
     files["member-match-parameters.json"] = member_match
     # A Bulk export's `deleted` output: transaction Bundles of DELETE entries (no time: deleted at ingestion).
-    files["deleted.ndjson"] = lambda: _dump(_bundle("transaction", [
-        {"request": {"method": "DELETE", "url": f"Patient/pat-{n:06d}"}} for n in (5, 62)], "del-1")) + b"\n"
+    files["deleted.ndjson"] = lambda: (
+        _dump(
+            _bundle(
+                "transaction",
+                [{"request": {"method": "DELETE", "url": f"Patient/pat-{n:06d}"}} for n in (5, 62)],
+                "del-1",
+            )
+        )
+        + b"\n"
+    )
 
     written = []
     for name, make in files.items():

@@ -1,6 +1,7 @@
 """What the read stage wrote for one batch (staged rows, feed Observations, per-task stats), gathered for the
 committer; the same on a local disk and on GCS. Staged files are listed, never globbed: a path may hold `[` or `*`.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -96,8 +97,10 @@ class StagedBatch:
     @classmethod
     def collect(cls, staging_dir: str) -> StagedBatch:
         """Every file staged under `staging_dir` (a batch that was staged by one pipeline run)."""
-        return cls.of(staging_dir, [(kind, path) for kind in STAGED_KINDS
-                                    for path in list_folder(FileSystems.join(staging_dir, kind))])
+        return cls.of(
+            staging_dir,
+            [(kind, path) for kind in STAGED_KINDS for path in list_folder(FileSystems.join(staging_dir, kind))],
+        )
 
     @classmethod
     def of(cls, staging_dir: str, staged: Iterable[tuple[str, str]]) -> StagedBatch:
@@ -117,13 +120,20 @@ class StagedBatch:
             parts.sort(key=lambda s: s["part"])
             first = parts[0]
             readable = all(p["range_sha256"] for p in parts) and len(parts) == first["parts"]
-            batch.files.append(InputFileResult(
-                first["source"], first["input_file"], path, first["order"], generation,
-                combined_sha256([p["range_sha256"] for p in parts]) if readable else None,
-                sum(p["raw_bytes"] or 0 for p in parts) if readable else None,
-                {name: sum(p[name] for p in parts) for name in COUNT_FIELDS},
-                arrived_at=dt.datetime.fromisoformat(first["arrived_at"]) if first.get("arrived_at") else None,
-                status="landed" if readable else "unreadable"))
+            batch.files.append(
+                InputFileResult(
+                    first["source"],
+                    first["input_file"],
+                    path,
+                    first["order"],
+                    generation,
+                    combined_sha256([p["range_sha256"] for p in parts]) if readable else None,
+                    sum(p["raw_bytes"] or 0 for p in parts) if readable else None,
+                    {name: sum(p[name] for p in parts) for name in COUNT_FIELDS},
+                    arrived_at=dt.datetime.fromisoformat(first["arrived_at"]) if first.get("arrived_at") else None,
+                    status="landed" if readable else "unreadable",
+                )
+            )
         batch.files.sort(key=lambda f: f.order)
         return batch
 
@@ -132,8 +142,11 @@ class StagedBatch:
 
     @staticmethod
     def schema_of(kind: str) -> pa.Schema:
-        return {PATIENTS: staging_schema(), REJECTED: arrow_schema(REJECTED_TABLE),
-                DELETED: arrow_schema(DELETED_TABLE)}[kind]
+        return {
+            PATIENTS: staging_schema(),
+            REJECTED: arrow_schema(REJECTED_TABLE),
+            DELETED: arrow_schema(DELETED_TABLE),
+        }[kind]
 
     def localized(self, local_dir: str) -> StagedBatch:
         """The same batch with its staged row files copied to a local folder (staging on GCS: DuckDB and Arrow
@@ -148,8 +161,9 @@ class StagedBatch:
                     while block := src.read(1 << 20):
                         dst.write(block)
                 copies[kind].append(local)
-        return StagedBatch(local_dir, copies[PATIENTS], copies[REJECTED], copies[DELETED], self.observations,
-                           self.files, self.counts)
+        return StagedBatch(
+            local_dir, copies[PATIENTS], copies[REJECTED], copies[DELETED], self.observations, self.files, self.counts
+        )
 
     @contextmanager
     def local(self) -> Iterator[StagedBatch]:

@@ -1,5 +1,6 @@
 """Every table of the warehouse, defined once as an Avro schema in `schemas/`; the Arrow (Parquet), DuckDB and
 BigQuery schemas are derived from it here, so that the local and the Dataflow sinks write the same columns."""
+
 from __future__ import annotations
 
 import functools
@@ -57,19 +58,38 @@ def _base_type(avro_type: Any) -> tuple[Any, bool]:
     return avro_type, False
 
 
-_ARROW_PRIMITIVES = {"string": pa.string(), "int": pa.int32(), "long": pa.int64(), "boolean": pa.bool_(),
-                     "double": pa.float64(), "float": pa.float32()}
+_ARROW_PRIMITIVES = {
+    "string": pa.string(),
+    "int": pa.int32(),
+    "long": pa.int64(),
+    "boolean": pa.bool_(),
+    "double": pa.float64(),
+    "float": pa.float32(),
+}
 _ARROW_LOGICAL = {"date": pa.date32(), "timestamp-micros": pa.timestamp("us", tz="UTC")}
-_DUCKDB_PRIMITIVES = {"string": "VARCHAR", "int": "INTEGER", "long": "BIGINT", "boolean": "BOOLEAN",
-                      "double": "DOUBLE", "float": "FLOAT"}
+_DUCKDB_PRIMITIVES = {
+    "string": "VARCHAR",
+    "int": "INTEGER",
+    "long": "BIGINT",
+    "boolean": "BOOLEAN",
+    "double": "DOUBLE",
+    "float": "FLOAT",
+}
 _DUCKDB_LOGICAL = {"date": "DATE", "timestamp-micros": "TIMESTAMPTZ"}
-_BIGQUERY_PRIMITIVES = {"string": "STRING", "int": "INT64", "long": "INT64", "boolean": "BOOL",
-                        "double": "FLOAT64", "float": "FLOAT64"}
+_BIGQUERY_PRIMITIVES = {
+    "string": "STRING",
+    "int": "INT64",
+    "long": "INT64",
+    "boolean": "BOOL",
+    "double": "FLOAT64",
+    "float": "FLOAT64",
+}
 _BIGQUERY_LOGICAL = {"date": "DATE", "timestamp-micros": "TIMESTAMP"}
 
 
-def _map_type(avro_type: Any, primitives: Mapping[str, Any], logical: Mapping[str, Any],
-              array: Callable[[Any], Any] | None) -> Any:
+def _map_type(
+    avro_type: Any, primitives: Mapping[str, Any], logical: Mapping[str, Any], array: Callable[[Any], Any] | None
+) -> Any:
     if isinstance(avro_type, dict):
         if avro_type.get("logicalType") in logical:
             return logical[avro_type["logicalType"]]
@@ -100,8 +120,9 @@ def duckdb_columns(table: str) -> list[tuple[str, str, bool]]:
 
 def duckdb_ddl(table: str) -> str:
     """`CREATE TABLE IF NOT EXISTS` for one table."""
-    cols = ", ".join(f'"{name}" {sql}{"" if nullable else " NOT NULL"}'
-                     for name, sql, nullable in duckdb_columns(table))
+    cols = ", ".join(
+        f'"{name}" {sql}{"" if nullable else " NOT NULL"}' for name, sql, nullable in duckdb_columns(table)
+    )
     return f"CREATE TABLE IF NOT EXISTS {table} ({cols})"
 
 
@@ -114,8 +135,13 @@ def bigquery_schema(table: str) -> list[dict[str, str]]:
             item = _map_type(base["items"], _BIGQUERY_PRIMITIVES, _BIGQUERY_LOGICAL, None)
             out.append({"name": f["name"], "type": item, "mode": "REPEATED"})
         else:
-            out.append({"name": f["name"], "type": _map_type(base, _BIGQUERY_PRIMITIVES, _BIGQUERY_LOGICAL, None),
-                        "mode": "NULLABLE" if nullable else "REQUIRED"})
+            out.append(
+                {
+                    "name": f["name"],
+                    "type": _map_type(base, _BIGQUERY_PRIMITIVES, _BIGQUERY_LOGICAL, None),
+                    "mode": "NULLABLE" if nullable else "REQUIRED",
+                }
+            )
     return out
 
 

@@ -1,4 +1,5 @@
 """Shared fixtures: the generated sample feed and a helper that runs the real CLI in-process."""
+
 import logging
 import os
 from pathlib import Path

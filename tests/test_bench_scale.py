@@ -2,6 +2,7 @@
 
 Nothing here asserts on a timing: the figures are for benchmarks/RESULTS.md, on a machine that is quiet enough.
 """
+
 from __future__ import annotations
 
 import re
@@ -24,8 +25,22 @@ def table_row(section: str, variant: str) -> list[str]:
 
 def run_harness(tmp_path: Path, *variants: str) -> str:
     results = tmp_path / "RESULTS.md"
-    bench_scale.main(["--patients", str(PATIENTS), "--repeat", "1", "--workdir", str(tmp_path / "work"),
-                      "--results", str(results), "--label", "test", "--variants", *variants])
+    bench_scale.main(
+        [
+            "--patients",
+            str(PATIENTS),
+            "--repeat",
+            "1",
+            "--workdir",
+            str(tmp_path / "work"),
+            "--results",
+            str(results),
+            "--label",
+            "test",
+            "--variants",
+            *variants,
+        ]
+    )
     return results.read_text()
 
 

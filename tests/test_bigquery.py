@@ -1,6 +1,7 @@
 """What the BigQuery sink sends, checked where BigQuery cannot run: table resources, load configurations, query
 parameters (as google-cloud-bigquery reads them), and SQL built from the same schemas as the DuckDB warehouse.
 Its statements run on DuckDB in tests/test_dataflow.py (the same rows as `demographics run`)."""
+
 import datetime as dt
 import re
 
@@ -69,8 +70,11 @@ def test_a_load_replaces_a_landing_table_from_parquet_with_the_schema(name):
     assert [f.name for f in config.schema] == list(expected)
     load = configuration["load"]
     assert load["sourceUris"] == uris
-    assert load["destinationTable"] == {"projectId": "demo-project", "datasetId": "demographics",
-                                        "tableId": landing(name)}
+    assert load["destinationTable"] == {
+        "projectId": "demo-project",
+        "datasetId": "demographics",
+        "tableId": landing(name),
+    }
 
 
 def _selected(sql: str) -> list[str]:
@@ -101,8 +105,10 @@ def test_the_push_replaces_keys_then_inserts_every_column_from_the_landing_table
 
 def test_run_rows_are_typed_parameters_google_cloud_bigquery_accepts():
     started = dt.datetime(2026, 11, 23, tzinfo=dt.UTC)
-    values = {**start_values("r1", "stream", ["qhio"], ["projects/p/subscriptions/s"], "DataflowRunner", started),
-              **end_values("succeeded", RunCounts(records_in=3, patients_landed=3), None, None)}
+    values = {
+        **start_values("r1", "stream", ["qhio"], ["projects/p/subscriptions/s"], "DataflowRunner", started),
+        **end_values("succeeded", RunCounts(records_in=3, patients_landed=3), None, None),
+    }
     parameters = typed_parameters(RUNS, values)
     kinds = {name: kind for name, kind, _ in parameters}
     assert kinds["sources"] == "ARRAY<STRING>" and kinds["started_at"] == "TIMESTAMP"
@@ -113,8 +119,13 @@ def test_run_rows_are_typed_parameters_google_cloud_bigquery_accepts():
     assert api["ended_at"]["parameterType"]["type"] == "TIMESTAMP"  # NULL, yet typed
 
 
-@pytest.mark.parametrize("flag, expected", [("demo-project:demographics", ("demo-project", "demographics")),
-                                            ("demo-project.demographics", ("demo-project", "demographics"))])
+@pytest.mark.parametrize(
+    "flag, expected",
+    [
+        ("demo-project:demographics", ("demo-project", "demographics")),
+        ("demo-project.demographics", ("demo-project", "demographics")),
+    ],
+)
 def test_the_dataset_flag_names_project_and_dataset(flag, expected):
     sink = BigQueryWarehouse.of(flag, "gs://b/parquet")
     assert (sink.project, sink.dataset) == expected

@@ -1,4 +1,5 @@
 """Validation as users see it: `run` validates its batch, `validate` checks the warehouse, exit codes, HTML."""
+
 import json
 
 from tests.conftest import query
@@ -14,8 +15,9 @@ def test_run_validates_its_batch_and_gating_is_opt_in(sample_feed, tmp_path, run
     landed = query(warehouse, "SELECT count(*) FROM patient_demographics")[0][0]
     assert landed == 276  # never blocks landing
 
-    code, _, _ = run_cli("run", "--input", sample_feed, "--warehouse", warehouse, "--completeness-goal", "0.99",
-                         "--fail-on-validation")
+    code, _, _ = run_cli(
+        "run", "--input", sample_feed, "--warehouse", warehouse, "--completeness-goal", "0.99", "--fail-on-validation"
+    )
     assert code == 1
     code, _, _ = run_cli("run", "--input", sample_feed, "--warehouse", warehouse, "--fail-on-validation")
     assert code == 0
@@ -32,7 +34,9 @@ def test_validate_exit_codes_summary_and_offline_html(sample_feed, tmp_path, run
     assert "<html" in page.lower() and "http" not in page and "<script" not in page
     code, out, _ = run_cli("validate", "--warehouse", warehouse, "--completeness-goal", "0.95")
     assert code == 1 and "FAIL" in out
-    scopes = query(warehouse, "SELECT scope, count(DISTINCT validation_id) FROM validation_results GROUP BY 1 ORDER BY 1")
+    scopes = query(
+        warehouse, "SELECT scope, count(DISTINCT validation_id) FROM validation_results GROUP BY 1 ORDER BY 1"
+    )
     assert scopes == [("source", 2), ("warehouse", 2)]
 
 
@@ -55,9 +59,12 @@ def test_validate_on_a_warehouse_with_no_patients_is_not_a_pass(tmp_path, run_cl
 def test_summaries_never_quote_patient_values(tmp_path, run_cli):
     feed = tmp_path / "feed"
     feed.mkdir()
-    (feed / "p.ndjson").write_text("".join(
-        json.dumps({"resourceType": "Patient", "id": f"secret-{i}", "birthDate": "2099-01-01"}) + "\n"
-        for i in range(5)))
+    (feed / "p.ndjson").write_text(
+        "".join(
+            json.dumps({"resourceType": "Patient", "id": f"secret-{i}", "birthDate": "2099-01-01"}) + "\n"
+            for i in range(5)
+        )
+    )
     code, out, err = run_cli("run", "--input", feed, "--warehouse", tmp_path / "w.duckdb")
     assert code == 0 and "birth_date" in out  # the plausibility failure is reported ...
     assert "2099" not in out + err and "secret" not in out + err  # ... without the values or the ids

@@ -1,5 +1,6 @@
 """Deletions (contract sections 2 and 3): every form exchanges send, in either order of arrival, across runs and
 polls; a version not newer than a deletion never brings the patient back; the reconciliation holds."""
+
 import json
 from pathlib import Path
 
@@ -16,25 +17,49 @@ def _patient(pid: str, last_updated: str, gender: str = "female") -> dict:
 
 def bulk_deleted(*ids: str) -> bytes:
     """A Bulk export's `deleted` output: NDJSON of transaction Bundles of DELETE entries, no times."""
-    bundle = {"resourceType": "Bundle", "type": "transaction",
-              "entry": [{"request": {"method": "DELETE", "url": f"Patient/{pid}"}} for pid in ids]}
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [{"request": {"method": "DELETE", "url": f"Patient/{pid}"}} for pid in ids],
+    }
     return json.dumps(bundle).encode() + b"\n"
 
 
 def transaction_delete(pid: str, timestamp: str) -> bytes:
-    return json.dumps({"resourceType": "Bundle", "type": "transaction", "timestamp": timestamp, "entry": [
-        {"request": {"method": "DELETE", "url": f"Patient/{pid}"}}]}).encode()
+    return json.dumps(
+        {
+            "resourceType": "Bundle",
+            "type": "transaction",
+            "timestamp": timestamp,
+            "entry": [{"request": {"method": "DELETE", "url": f"Patient/{pid}"}}],
+        }
+    ).encode()
 
 
 def history_ending_in_delete(pid: str) -> bytes:
     """A history Bundle: two versions, then the DELETE (with its time in response.lastModified)."""
-    return json.dumps({"resourceType": "Bundle", "type": "history", "entry": [
-        {"resource": _patient(pid, T0), "request": {"method": "POST", "url": "Patient"},
-         "response": {"status": "201", "lastModified": T0}},
-        {"resource": _patient(pid, T1, "male"), "request": {"method": "PUT", "url": f"Patient/{pid}"},
-         "response": {"status": "200", "lastModified": T1}},
-        {"request": {"method": "DELETE", "url": f"Patient/{pid}"}, "response": {"status": "204", "lastModified": T2}},
-    ]}).encode()
+    return json.dumps(
+        {
+            "resourceType": "Bundle",
+            "type": "history",
+            "entry": [
+                {
+                    "resource": _patient(pid, T0),
+                    "request": {"method": "POST", "url": "Patient"},
+                    "response": {"status": "201", "lastModified": T0},
+                },
+                {
+                    "resource": _patient(pid, T1, "male"),
+                    "request": {"method": "PUT", "url": f"Patient/{pid}"},
+                    "response": {"status": "200", "lastModified": T1},
+                },
+                {
+                    "request": {"method": "DELETE", "url": f"Patient/{pid}"},
+                    "response": {"status": "204", "lastModified": T2},
+                },
+            ],
+        }
+    ).encode()
 
 
 @pytest.fixture
@@ -49,8 +74,9 @@ def land(tmp_path, run_cli):
         folder.mkdir()
         for name, data in files.items():
             (folder / name).write_bytes(data)
-        code, _, err = run_cli("run", "--input", folder, "--warehouse", warehouse, "--source", "qhio",
-                               "--no-validation")
+        code, _, err = run_cli(
+            "run", "--input", folder, "--warehouse", warehouse, "--source", "qhio", "--no-validation"
+        )
         assert code == 0, err
         return warehouse
 
@@ -65,10 +91,13 @@ def _ndjson(*patients: dict) -> bytes:
     return b"".join(json.dumps(p).encode() + b"\n" for p in patients)
 
 
-@pytest.mark.parametrize("form, data", [
-    ("bulk deleted output", bulk_deleted("a")),
-    ("transaction bundle", transaction_delete("a", T1)),
-])
+@pytest.mark.parametrize(
+    "form, data",
+    [
+        ("bulk deleted output", bulk_deleted("a")),
+        ("transaction bundle", transaction_delete("a", T1)),
+    ],
+)
 def test_a_deletion_after_the_patient_removes_it_and_an_old_version_never_brings_it_back(land, form, data):
     warehouse = land({"Patient.ndjson": _ndjson(_patient("a", T0), _patient("b", T0))})
     assert [p[0] for p in _patients(warehouse)] == ["a", "b"]
@@ -77,16 +106,20 @@ def test_a_deletion_after_the_patient_removes_it_and_an_old_version_never_brings
     assert query(warehouse, "SELECT source, patient_id FROM deleted_patients") == [("qhio", "a")]
     land({"Patient.ndjson": _ndjson(_patient("a", T0))})  # the old file delivered again
     assert [p[0] for p in _patients(warehouse)] == ["b"]
-    runs = query(warehouse, "SELECT records_in, patients_landed, rejected, other_resources, deletions, "
-                            "patients_deleted FROM runs ORDER BY started_at")
+    runs = query(
+        warehouse,
+        "SELECT records_in, patients_landed, rejected, other_resources, deletions, "
+        "patients_deleted FROM runs ORDER BY started_at",
+    )
     assert [r[4:] for r in runs] == [(0, 0), (1, 1), (0, 0)]
     assert all(r[0] == sum(r[1:5]) for r in runs)  # records_in = patients + rejected + other + deletions
 
 
 def test_a_deletion_before_the_patient_keeps_its_old_version_out(land):
     warehouse = land({"deleted.ndjson": transaction_delete("a", T1)})
-    assert query(warehouse, "SELECT patient_id, deleted_at::VARCHAR FROM deleted_patients") == \
-        [("a", "2026-02-01 00:00:00+00")]
+    assert query(warehouse, "SELECT patient_id, deleted_at::VARCHAR FROM deleted_patients") == [
+        ("a", "2026-02-01 00:00:00+00")
+    ]
     land({"Patient.ndjson": _ndjson(_patient("a", T0))})  # older than the deletion: stays out
     assert _patients(warehouse) == []
     land({"Patient.ndjson": _ndjson(_patient("a", T1))})  # not later than the deletion: stays out
@@ -98,12 +131,15 @@ def test_a_deletion_before_the_patient_keeps_its_old_version_out(land):
 def test_a_history_bundle_whose_last_entry_is_a_delete_leaves_nothing(land):
     warehouse = land({"history.json": history_ending_in_delete("h")})
     assert _patients(warehouse) == []
-    assert query(warehouse, "SELECT patient_id, deleted_at::VARCHAR FROM deleted_patients") == \
-        [("h", "2026-03-01 00:00:00+00")]
+    assert query(warehouse, "SELECT patient_id, deleted_at::VARCHAR FROM deleted_patients") == [
+        ("h", "2026-03-01 00:00:00+00")
+    ]
     assert query(warehouse, "SELECT patients_landed, deletions, patients_inserted FROM runs") == [(2, 1, 0)]
 
 
-@pytest.mark.parametrize("names", [("1-patients.ndjson", "2-deleted.ndjson"), ("2-patients.ndjson", "1-deleted.ndjson")])
+@pytest.mark.parametrize(
+    "names", [("1-patients.ndjson", "2-deleted.ndjson"), ("2-patients.ndjson", "1-deleted.ndjson")]
+)
 def test_in_one_run_the_order_of_the_files_does_not_matter(land, names):
     """A Bulk deleted output has no time: the deletion is at ingestion, after every version in the export."""
     warehouse = land({names[0]: _ndjson(_patient("a", T0), _patient("b", T0)), names[1]: bulk_deleted("a")})
@@ -126,8 +162,11 @@ def test_the_parquet_copy_follows_deletions(land):
     parquet = warehouse.with_name("w_parquet")
     rows = duckdb.connect().execute(f"SELECT patient_id FROM ({read_latest_sql(str(parquet))}) ORDER BY 1").fetchall()
     assert rows == [("b",)]
-    deleted = duckdb.connect().execute(
-        f"SELECT patient_id FROM read_parquet('{parquet}/deleted_patients/*/*.parquet')").fetchall()
+    deleted = (
+        duckdb.connect()
+        .execute(f"SELECT patient_id FROM read_parquet('{parquet}/deleted_patients/*/*.parquet')")
+        .fetchall()
+    )
     assert deleted == [("a",)]
 
 

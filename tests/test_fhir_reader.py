@@ -1,4 +1,5 @@
 """The FHIR reader: every input shape of contract section 2 and every reject reason, as a table of cases."""
+
 import gzip
 import json
 
@@ -33,82 +34,244 @@ def _param(resource, name="resource") -> dict:
     return {"name": name, "resource": resource}
 
 
-NESTED = _bundle("message", _entry({"resourceType": "MessageHeader"}),
-                 _entry(_bundle("document", _entry({"resourceType": "Composition"}), _entry(_p("n1")))))
+NESTED = _bundle(
+    "message",
+    _entry({"resourceType": "MessageHeader"}),
+    _entry(_bundle("document", _entry({"resourceType": "Composition"}), _entry(_p("n1")))),
+)
 
 # name, file name, bytes, expected patient keys, expected reject reasons, expected other-resource count
 CASES = [
     ("single Patient resource", "p.json", _j(PATIENT), ["p1"], [], 0),
     ("single non-Patient resource", "o.json", _j({"resourceType": "Observation"}), [], [], 1),
     ("pretty-printed single Patient", "p.json", json.dumps(PATIENT, indent=2).encode(), ["p1"], [], 0),
-    *[(f"{kind} Bundle", "b.json", _j(_bundle(kind, _entry(_p("a")), _entry({"resourceType": "Encounter"}))),
-       ["a"], [], 1)
-      for kind in ("transaction", "batch", "collection", "searchset", "message", "document", "history")],
+    *[
+        (
+            f"{kind} Bundle",
+            "b.json",
+            _j(_bundle(kind, _entry(_p("a")), _entry({"resourceType": "Encounter"}))),
+            ["a"],
+            [],
+            1,
+        )
+        for kind in ("transaction", "batch", "collection", "searchset", "message", "document", "history")
+    ],
     ("nested Bundle inside a message Bundle", "m.json", _j(NESTED), ["n1"], [], 2),
     ("empty Bundle", "b.json", _j({"resourceType": "Bundle", "type": "collection"}), [], [], 0),
-    ("NDJSON of mixed resources", "x.ndjson", _j(_p("a")) + b"\n" + _j({"resourceType": "Encounter"}) + b"\n" + _j(_p("b")),
-     ["a", "b"], [], 1),
-    ("NDJSON with blank lines and CRLF", "x.ndjson", _j(_p("a")) + b"\r\n\r\n" + _j(_p("b")) + b"\r\n", ["a", "b"], [], 0),
-    ("NDJSON of Bundles", "x.ndjson", _j(_bundle("searchset", _entry(_p("a")))) + b"\n" + _j(_bundle("searchset", _entry(_p("b")))),
-     ["a", "b"], [], 0),
+    (
+        "NDJSON of mixed resources",
+        "x.ndjson",
+        _j(_p("a")) + b"\n" + _j({"resourceType": "Encounter"}) + b"\n" + _j(_p("b")),
+        ["a", "b"],
+        [],
+        1,
+    ),
+    (
+        "NDJSON with blank lines and CRLF",
+        "x.ndjson",
+        _j(_p("a")) + b"\r\n\r\n" + _j(_p("b")) + b"\r\n",
+        ["a", "b"],
+        [],
+        0,
+    ),
+    (
+        "NDJSON of Bundles",
+        "x.ndjson",
+        _j(_bundle("searchset", _entry(_p("a")))) + b"\n" + _j(_bundle("searchset", _entry(_p("b")))),
+        ["a", "b"],
+        [],
+        0,
+    ),
     ("NDJSON content under a .json name", "x.json", _j(_p("a")) + b"\n" + _j(_p("b")) + b"\n", ["a", "b"], [], 0),
-    ("gzip Bundle detected by content", "b.json.gz", gzip.compress(_j(_bundle("collection", _entry(_p("g"))))), ["g"], [], 0),
+    (
+        "gzip Bundle detected by content",
+        "b.json.gz",
+        gzip.compress(_j(_bundle("collection", _entry(_p("g"))))),
+        ["g"],
+        [],
+        0,
+    ),
     ("gzip NDJSON without .gz name", "x.ndjson", gzip.compress(_j(_p("a")) + b"\n" + _j(_p("b"))), ["a", "b"], [], 0),
     ("UTF-8 byte order mark", "p.json", b"\xef\xbb\xbf" + _j(PATIENT), ["p1"], [], 0),
-    ("Patient keyed by fullUrl", "b.json", _j(_bundle("collection", _entry({"resourceType": "Patient"}, "urn:uuid:1")))
-     , ["urn:uuid:1"], [], 0),
+    (
+        "Patient keyed by fullUrl",
+        "b.json",
+        _j(_bundle("collection", _entry({"resourceType": "Patient"}, "urn:uuid:1"))),
+        ["urn:uuid:1"],
+        [],
+        0,
+    ),
     # dead letters
     ("empty file", "e.json", b"", [], ["empty_file"], 0),
     ("whitespace-only file", "e.json", b"  \n\n ", [], ["empty_file"], 0),
     ("binary file", "b.bin", bytes(range(256)), [], ["binary_content"], 0),
-    ("truncated JSON document", "t.json", json.dumps(_bundle("batch", _entry(_p("a"))), indent=2).encode()[:30], [],
-     ["invalid_json"], 0),
-    ("truncated gzip", "t.json.gz", gzip.compress(_j(_bundle("collection", _entry(_p("a")))) * 50)[:40], [],
-     ["invalid_gzip"], 0),
+    (
+        "truncated JSON document",
+        "t.json",
+        json.dumps(_bundle("batch", _entry(_p("a"))), indent=2).encode()[:30],
+        [],
+        ["invalid_json"],
+        0,
+    ),
+    (
+        "truncated gzip",
+        "t.json.gz",
+        gzip.compress(_j(_bundle("collection", _entry(_p("a")))) * 50)[:40],
+        [],
+        ["invalid_gzip"],
+        0,
+    ),
     ("JSON that is not FHIR", "n.json", _j({"hello": "world"}), [], ["not_fhir_resource"], 0),
     ("JSON array", "n.json", _j([1, 2]), [], ["not_fhir_resource"], 0),
     ("JSON string", "n.json", _j("Patient"), [], ["not_fhir_resource"], 0),
-    ("NDJSON with a broken line keeps the others", "x.ndjson",
-     _j(_p("a")) + b"\n{\"resourceType\": \"Pat\n" + _j(_p("b")), ["a", "b"], ["invalid_json"], 0),
-    ("NDJSON whose first line is broken", "x.ndjson", b"{oops\n" + _j(_p("a")) + b"\n" + _j(_p("b")), ["a", "b"],
-     ["invalid_json"], 0),
-    ("Bundle.entry not a list", "b.json", _j({"resourceType": "Bundle", "entry": {"resource": PATIENT}}), [],
-     ["invalid_bundle"], 0),
-    ("Bundle entry that is not an object", "b.json", _j(_bundle("batch", 42, _entry(_p("a")))), ["a"],
-     ["bundle_entry_invalid"], 0),
-    ("Bundle entry without resource", "b.json", _j(_bundle("batch", {"request": {"method": "GET", "url": "Patient/x"}},
-                                                           _entry(_p("a")))), ["a"], ["bundle_entry_without_resource"], 0),
-    ("conditional DELETE cannot be identified", "b.json",
-     _j(_bundle("transaction", {"request": {"method": "DELETE", "url": "Patient?identifier=x"}})), [],
-     ["deletion_not_identified"], 0),
-    ("DELETE of another resource type is another resource", "b.json",
-     _j(_bundle("transaction", {"request": {"method": "DELETE", "url": "Observation/1"}})), [], [], 1),
+    (
+        "NDJSON with a broken line keeps the others",
+        "x.ndjson",
+        _j(_p("a")) + b'\n{"resourceType": "Pat\n' + _j(_p("b")),
+        ["a", "b"],
+        ["invalid_json"],
+        0,
+    ),
+    (
+        "NDJSON whose first line is broken",
+        "x.ndjson",
+        b"{oops\n" + _j(_p("a")) + b"\n" + _j(_p("b")),
+        ["a", "b"],
+        ["invalid_json"],
+        0,
+    ),
+    (
+        "Bundle.entry not a list",
+        "b.json",
+        _j({"resourceType": "Bundle", "entry": {"resource": PATIENT}}),
+        [],
+        ["invalid_bundle"],
+        0,
+    ),
+    (
+        "Bundle entry that is not an object",
+        "b.json",
+        _j(_bundle("batch", 42, _entry(_p("a")))),
+        ["a"],
+        ["bundle_entry_invalid"],
+        0,
+    ),
+    (
+        "Bundle entry without resource",
+        "b.json",
+        _j(_bundle("batch", {"request": {"method": "GET", "url": "Patient/x"}}, _entry(_p("a")))),
+        ["a"],
+        ["bundle_entry_without_resource"],
+        0,
+    ),
+    (
+        "conditional DELETE cannot be identified",
+        "b.json",
+        _j(_bundle("transaction", {"request": {"method": "DELETE", "url": "Patient?identifier=x"}})),
+        [],
+        ["deletion_not_identified"],
+        0,
+    ),
+    (
+        "DELETE of another resource type is another resource",
+        "b.json",
+        _j(_bundle("transaction", {"request": {"method": "DELETE", "url": "Observation/1"}})),
+        [],
+        [],
+        1,
+    ),
     # containers: Parameters (FHIR operations, group submissions, $member-match)
     ("Parameters with a Patient", "p.json", _j(_params(_param(_p("m1")))), ["m1"], [], 0),
-    ("Parameters with a Bundle", "p.json",
-     _j(_params(_param(_bundle("collection", _entry(_p("b1")), _entry({"resourceType": "Coverage"}))))), ["b1"], [], 1),
-    ("Parameters with parts at depth", "p.json",
-     _j(_params({"name": "member", "part": [{"name": "x", "part": [_param(_p("deep1"))]}, _param(_p("deep2"))]})),
-     ["deep1", "deep2"], [], 0),
-    ("Bundle holding Parameters holding a Bundle", "b.json",
-     _j(_bundle("batch", _entry(_params(_param(_bundle("collection", _entry(_p("x1")))))))), ["x1"], [], 0),
-    ("NDJSON line of Parameters", "x.ndjson", _j(_params(_param(_p("n1")), _param(_p("n2")))) + b"\n", ["n1", "n2"],
-     [], 0),
-    ("Parameters without resources is a resource", "p.json", _j(_params({"name": "count", "valueInteger": 3})), [], [], 1),
-    ("Parameters.parameter not a list", "p.json", _j({"resourceType": "Parameters", "parameter": {"x": 1}}), [],
-     ["invalid_parameters"], 0),
+    (
+        "Parameters with a Bundle",
+        "p.json",
+        _j(_params(_param(_bundle("collection", _entry(_p("b1")), _entry({"resourceType": "Coverage"}))))),
+        ["b1"],
+        [],
+        1,
+    ),
+    (
+        "Parameters with parts at depth",
+        "p.json",
+        _j(_params({"name": "member", "part": [{"name": "x", "part": [_param(_p("deep1"))]}, _param(_p("deep2"))]})),
+        ["deep1", "deep2"],
+        [],
+        0,
+    ),
+    (
+        "Bundle holding Parameters holding a Bundle",
+        "b.json",
+        _j(_bundle("batch", _entry(_params(_param(_bundle("collection", _entry(_p("x1")))))))),
+        ["x1"],
+        [],
+        0,
+    ),
+    (
+        "NDJSON line of Parameters",
+        "x.ndjson",
+        _j(_params(_param(_p("n1")), _param(_p("n2")))) + b"\n",
+        ["n1", "n2"],
+        [],
+        0,
+    ),
+    (
+        "Parameters without resources is a resource",
+        "p.json",
+        _j(_params({"name": "count", "valueInteger": 3})),
+        [],
+        [],
+        1,
+    ),
+    (
+        "Parameters.parameter not a list",
+        "p.json",
+        _j({"resourceType": "Parameters", "parameter": {"x": 1}}),
+        [],
+        ["invalid_parameters"],
+        0,
+    ),
     ("parameter that is not an object", "p.json", _j(_params(7, _param(_p("ok")))), ["ok"], ["parameter_invalid"], 0),
-    ("part that is not a list", "p.json", _j(_params({"name": "x", "part": {"resource": _p("lost")}})), [],
-     ["parameter_invalid"], 1),
+    (
+        "part that is not a list",
+        "p.json",
+        _j(_params({"name": "x", "part": {"resource": _p("lost")}})),
+        [],
+        ["parameter_invalid"],
+        1,
+    ),
     ("UTF-8 byte order mark then a blank line", "x.ndjson", b"\xef\xbb\xbf\n" + _j(_p("a")) + b"\n", ["a"], [], 0),
-    ("entry resource without resourceType", "b.json", _j(_bundle("collection", _entry({"id": "x"}))), [],
-     ["not_fhir_resource"], 0),
-    ("Patient with neither id nor fullUrl", "p.json", _j({"resourceType": "Patient", "gender": "male"}), [],
-     ["patient_without_id"], 0),
-    ("Patient with a blank id and no fullUrl", "p.json", _j({"resourceType": "Patient", "id": "  "}), [],
-     ["patient_without_id"], 0),
-    ("Patient with a numeric id and no fullUrl", "p.json", _j({"resourceType": "Patient", "id": 7}), [],
-     ["patient_without_id"], 0),
+    (
+        "entry resource without resourceType",
+        "b.json",
+        _j(_bundle("collection", _entry({"id": "x"}))),
+        [],
+        ["not_fhir_resource"],
+        0,
+    ),
+    (
+        "Patient with neither id nor fullUrl",
+        "p.json",
+        _j({"resourceType": "Patient", "gender": "male"}),
+        [],
+        ["patient_without_id"],
+        0,
+    ),
+    (
+        "Patient with a blank id and no fullUrl",
+        "p.json",
+        _j({"resourceType": "Patient", "id": "  "}),
+        [],
+        ["patient_without_id"],
+        0,
+    ),
+    (
+        "Patient with a numeric id and no fullUrl",
+        "p.json",
+        _j({"resourceType": "Patient", "id": 7}),
+        [],
+        ["patient_without_id"],
+        0,
+    ),
 ]
 
 
@@ -123,8 +286,16 @@ def test_reader_shapes_and_rejects(name, file_name, data, keys, reasons, other):
 
 def test_every_reject_reason_is_documented_and_covered():
     covered = {r for case in CASES for r in case[4]}
-    elsewhere = {"unreadable_file", "nesting_too_deep", "unreadable_directory", "symlink_outside_input",
-                 "record_too_large", "document_too_large", "too_many_records", "expanded_size_limit"}
+    elsewhere = {
+        "unreadable_file",
+        "nesting_too_deep",
+        "unreadable_directory",
+        "symlink_outside_input",
+        "record_too_large",
+        "document_too_large",
+        "too_many_records",
+        "expanded_size_limit",
+    }
     assert covered | elsewhere == set(REJECT_REASONS)
 
 
@@ -167,8 +338,15 @@ def test_observations_in_the_same_bundle_are_matched_to_their_patient():
     obs_by_url = {"resourceType": "Observation", "subject": {"reference": "urn:uuid:b"}}
     obs_abs = {"resourceType": "Observation", "subject": {"reference": "https://x.org/fhir/Patient/a/_history/2"}}
     obs_other = {"resourceType": "Observation", "subject": {"reference": "Patient/zzz"}}
-    bundle = _bundle("collection", _entry(_p("a")), _entry({"resourceType": "Patient"}, "urn:uuid:b"),
-                     _entry(obs_by_ref), _entry(obs_by_url), _entry(obs_abs), _entry(obs_other))
+    bundle = _bundle(
+        "collection",
+        _entry(_p("a")),
+        _entry({"resourceType": "Patient"}, "urn:uuid:b"),
+        _entry(obs_by_ref),
+        _entry(obs_by_url),
+        _entry(obs_abs),
+        _entry(obs_other),
+    )
     contents = read_fhir_bytes(_j(bundle), "b.json", is_demographic_observation=lambda r: True)
     a, b = contents.patients
     assert a.observations == [obs_by_ref, obs_abs]
@@ -192,7 +370,7 @@ def test_a_truncated_gzip_ndjson_keeps_every_complete_line_and_rejects_the_cut_o
     available = zlib.decompressobj(wbits=31).decompress(data)  # all that can be recovered from the damaged file
     contents = read_fhir_bytes(data, "x.ndjson.gz")
     assert len(contents.patients) == available.count(b"\n")  # every complete line landed: none held back
-    cut = available[available.rfind(b"\n") + 1:]
+    cut = available[available.rfind(b"\n") + 1 :]
     assert [(r.reason, r.raw.encode()) for r in contents.rejections] == [("invalid_json", cut), ("invalid_gzip", b"")]
     assert contents.rejections[-1].position == f"byte {len(available)}"
 
@@ -217,7 +395,9 @@ def test_limits_reject_oversized_lines_documents_and_records_with_their_reason()
     limits = ReadLimits(max_document_bytes=200, max_records_per_document=3, max_expanded_bytes=10_000)
     big_line = _j({"resourceType": "Patient", "id": "x" * 500}) + b"\n"
     contents = read_fhir_bytes(big_line + _j(_p("ok")) + b"\n", "x.ndjson", limits)
-    assert [r.reason for r in contents.rejections] == ["record_too_large"] and [p.key for p in contents.patients] == ["ok"]
+    assert [r.reason for r in contents.rejections] == ["record_too_large"] and [p.key for p in contents.patients] == [
+        "ok"
+    ]
     doc = json.dumps(_bundle("collection", *[_entry(_p(f"p{i}")) for i in range(20)]), indent=1).encode()
     assert [r.reason for r in read_fhir_bytes(doc, "b.json", limits).rejections] == ["document_too_large"]
     many = _j(_bundle("collection", *[_entry(_p(f"p{i}")) for i in range(5)]))
@@ -245,15 +425,26 @@ def test_deletions_in_every_form_with_their_time():
     import datetime as dt
 
     bulk_deleted = _bundle("transaction", {"request": {"method": "DELETE", "url": "Patient/d1"}})
-    history = {"resourceType": "Bundle", "type": "history", "timestamp": "2026-05-01T00:00:00Z", "entry": [
-        _entry({"resourceType": "Patient", "id": "h1", "meta": {"lastUpdated": "2026-01-01T00:00:00Z"}}),
-        {"request": {"method": "DELETE", "url": "https://ehr.example/fhir/Patient/h1/_history/3"},
-         "response": {"status": "204", "lastModified": "2026-02-01T00:00:00Z"}},
-        {"request": {"method": "delete", "url": "Patient/h2"}}]}
+    history = {
+        "resourceType": "Bundle",
+        "type": "history",
+        "timestamp": "2026-05-01T00:00:00Z",
+        "entry": [
+            _entry({"resourceType": "Patient", "id": "h1", "meta": {"lastUpdated": "2026-01-01T00:00:00Z"}}),
+            {
+                "request": {"method": "DELETE", "url": "https://ehr.example/fhir/Patient/h1/_history/3"},
+                "response": {"status": "204", "lastModified": "2026-02-01T00:00:00Z"},
+            },
+            {"request": {"method": "delete", "url": "Patient/h2"}},
+        ],
+    }
     contents = read_fhir_bytes(_j(bulk_deleted) + b"\n" + _j(history) + b"\n", "deleted.ndjson")
     utc = dt.UTC
     assert [(d.key, d.deleted_at) for d in contents.deletions] == [
-        ("d1", None), ("h1", dt.datetime(2026, 2, 1, tzinfo=utc)), ("h2", dt.datetime(2026, 5, 1, tzinfo=utc))]
+        ("d1", None),
+        ("h1", dt.datetime(2026, 2, 1, tzinfo=utc)),
+        ("h2", dt.datetime(2026, 5, 1, tzinfo=utc)),
+    ]
     assert contents.records_in == 4 and [p.key for p in contents.patients] == ["h1"]
 
 
@@ -276,10 +467,12 @@ def test_split_ranges_read_exactly_the_rows_of_the_whole_file(newline, last_newl
         tasks = plan_reads(io.BytesIO(data), "x.ndjson", len(data), split_bytes=split)
         assert len(tasks) == -(-len(data) // split)
         parts = [collect(FileReader(io.BytesIO(data), "x.ndjson", start=t.start, end=t.end)) for t in tasks]
-        assert [(p.key, p.position, p.ordinal) for c in parts for p in c.patients] == \
-            [(p.key, p.position, p.ordinal) for p in whole.patients]
-        assert [(r.position, r.raw) for c in parts for r in c.rejections] == \
-            [(r.position, r.raw) for r in whole.rejections]
+        assert [(p.key, p.position, p.ordinal) for c in parts for p in c.patients] == [
+            (p.key, p.position, p.ordinal) for p in whole.patients
+        ]
+        assert [(r.position, r.raw) for c in parts for r in c.rejections] == [
+            (r.position, r.raw) for r in whole.rejections
+        ]
         assert sum(c.raw_bytes for c in parts) == len(data)
 
 

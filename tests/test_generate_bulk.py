@@ -1,4 +1,5 @@
 """benchmarks/generate_bulk.py: a small export is reproducible, Bulk-shaped, Synthea-sized, with every encoding."""
+
 from __future__ import annotations
 
 import collections
@@ -15,12 +16,16 @@ from benchmarks import generate_bulk
 
 PATIENTS = 600
 RACE_URLS = {
-    "us-core": ("http://hl7.org/fhir/us/core/StructureDefinition/us-core-race",
-                "http://hl7.org/fhir/us/core/StructureDefinition/us-core-ethnicity"),
+    "us-core": (
+        "http://hl7.org/fhir/us/core/StructureDefinition/us-core-race",
+        "http://hl7.org/fhir/us/core/StructureDefinition/us-core-ethnicity",
+    ),
     "dstu2": ("http://hl7.org/fhir/Profile/us-core#race", "http://hl7.org/fhir/Profile/us-core#ethnicity"),
     "bluebutton": ("https://bluebutton.cms.gov/resources/variables/race",),
-    "hl7v2": ("http://ibm.com/fhir/cdm/StructureDefinition/local-race-cd",
-              "https://reportstream.cdc.gov/fhir/StructureDefinition/ethnic-group"),
+    "hl7v2": (
+        "http://ibm.com/fhir/cdm/StructureDefinition/local-race-cd",
+        "https://reportstream.cdc.gov/fhir/StructureDefinition/ethnic-group",
+    ),
 }
 CDCREC = "urn:oid:2.16.840.1.113883.6.238"
 NULL_FLAVOR = "http://terminology.hl7.org/CodeSystem/v3-NullFlavor"
@@ -116,13 +121,30 @@ def test_patients_weigh_two_to_four_kilobytes(export):
 
 
 def test_patients_have_the_synthea_and_us_core_elements(patients):
-    for element in ("meta", "text", "identifier", "name", "telecom", "gender", "birthDate", "address",
-                    "maritalStatus", "communication", "generalPractitioner", "managingOrganization"):
+    for element in (
+        "meta",
+        "text",
+        "identifier",
+        "name",
+        "telecom",
+        "gender",
+        "birthDate",
+        "address",
+        "maritalStatus",
+        "communication",
+        "generalPractitioner",
+        "managingOrganization",
+    ):
         assert all(element in p for p in patients), element
     assert sum("deceasedDateTime" in p for p in patients) > 0
     urls = collections.Counter(e["url"].rsplit("/", 1)[-1] for p in patients for e in p["extension"])
-    for synthea in ("patient-mothersMaidenName", "us-core-birthsex", "patient-birthPlace",
-                    "disability-adjusted-life-years", "quality-adjusted-life-years"):
+    for synthea in (
+        "patient-mothersMaidenName",
+        "us-core-birthsex",
+        "patient-birthPlace",
+        "disability-adjusted-life-years",
+        "quality-adjusted-life-years",
+    ):
         assert urls[synthea] == PATIENTS, synthea
     languages = {p["communication"][0]["language"].get("coding", [{}])[0].get("code") for p in patients}
     assert {"en", "en-US", "es", None} <= languages  # None: text only
@@ -163,14 +185,15 @@ def test_clinical_resources_reference_existing_patients_and_encounters(export, p
     ids = {p["id"] for p in patients}
     encounters = read_lines(export / "Encounter.ndjson")
     observations = read_lines(export / "Observation.ndjson")
-    assert all(e["resourceType"] == "Encounter" and e["subject"]["reference"][len("Patient/"):] in ids
-               for e in encounters)
+    assert all(
+        e["resourceType"] == "Encounter" and e["subject"]["reference"][len("Patient/") :] in ids for e in encounters
+    )
     encounter_ids = {e["id"] for e in encounters}
     for observation in observations:
         assert observation["resourceType"] == "Observation"
-        assert observation["subject"]["reference"][len("Patient/"):] in ids
+        assert observation["subject"]["reference"][len("Patient/") :] in ids
         if "encounter" in observation:
-            assert observation["encounter"]["reference"][len("Encounter/"):] in encounter_ids
+            assert observation["encounter"]["reference"][len("Encounter/") :] in encounter_ids
     assert 1.5 * PATIENTS <= len(observations) <= 2.5 * PATIENTS
     assert 0.8 * PATIENTS <= len(encounters) <= 1.2 * PATIENTS
 

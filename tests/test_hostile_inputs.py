@@ -1,4 +1,5 @@
 """Inputs that must not hang or fail a run: FIFOs, dangling symlinks, symlink loops, a busy warehouse."""
+
 import datetime as dt
 import json
 import os
@@ -24,9 +25,9 @@ def odd_folder(tmp_path):
     folder = tmp_path / "feed"
     folder.mkdir()
     (folder / "ok.json").write_text(json.dumps({"resourceType": "Patient", "id": "ok"}))
-    os.mkfifo(folder / "pipe.json")                      # opening it would block forever
+    os.mkfifo(folder / "pipe.json")  # opening it would block forever
     os.symlink(folder / "gone.json", folder / "dangling.json")
-    os.symlink("loop.json", folder / "loop.json")        # a symlink loop
+    os.symlink("loop.json", folder / "loop.json")  # a symlink loop
     return folder
 
 
@@ -63,15 +64,18 @@ def test_files_of_one_watch_poll_land_in_arrival_order(tmp_path):
     assert [os.path.basename(f.path) for f in files] == ["z-first.json", "a-second.json"]
     warehouse = tmp_path / "w.duckdb"
     now = dt.datetime.now(dt.UTC)
-    land_files(files, Run("run-1", "watch", now), LandingOptions(str(warehouse), str(tmp_path / "pq"), validation=None),
-               now)
+    land_files(
+        files, Run("run-1", "watch", now), LandingOptions(str(warehouse), str(tmp_path / "pq"), validation=None), now
+    )
     assert query(warehouse, "SELECT administrative_gender FROM patient_demographics") == [("male",)]
 
 
 def _hold_read_only(warehouse) -> subprocess.Popen:
     """An analyst in another process holding the warehouse open read-only (blocks every writer)."""
-    code = (f"import duckdb, time; c = duckdb.connect({str(warehouse)!r}, read_only=True); print('open', flush=True); "
-            "time.sleep(60)")
+    code = (
+        f"import duckdb, time; c = duckdb.connect({str(warehouse)!r}, read_only=True); print('open', flush=True); "
+        "time.sleep(60)"
+    )
     reader = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     assert reader.stdout.readline().strip() == "open"
     return reader

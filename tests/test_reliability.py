@@ -1,5 +1,6 @@
 """Issue 12, by class: what an attacker broke (paths, partitions, listing, links, exports, permissions, signals,
 kills, summaries). Each test fails on the code before the fix."""
+
 import json
 import os
 import random
@@ -19,8 +20,13 @@ pytestmark = pytest.mark.timeout(600)
 
 
 def _patients(n: int, prefix: str = "p", last_updated: str = "2026-01-01T00:00:00Z") -> bytes:
-    return b"".join(json.dumps({"resourceType": "Patient", "id": f"{prefix}{i}", "gender": "female",
-                                "meta": {"lastUpdated": last_updated}}).encode() + b"\n" for i in range(n))
+    return b"".join(
+        json.dumps(
+            {"resourceType": "Patient", "id": f"{prefix}{i}", "gender": "female", "meta": {"lastUpdated": last_updated}}
+        ).encode()
+        + b"\n"
+        for i in range(n)
+    )
 
 
 def test_a_warehouse_folder_with_glob_characters_lands_everything(tmp_path, run_cli):
@@ -79,8 +85,9 @@ def test_a_folder_that_cannot_be_listed_is_a_dead_letter(tmp_path, run_cli, monk
     finally:
         os.chmod(feed / "locked", 0o755)
     assert code == 0, err
-    rejects = query(tmp_path / "w.duckdb", "SELECT reason, position, regexp_extract(input_file, '[^/]+$') "
-                                           "FROM rejected_records")
+    rejects = query(
+        tmp_path / "w.duckdb", "SELECT reason, position, regexp_extract(input_file, '[^/]+$') FROM rejected_records"
+    )
     assert rejects == [("unreadable_directory", "directory", "locked")]
     assert query(tmp_path / "w.duckdb", "SELECT count(*), sum(rejected) FROM runs") == [(1, 1)]
     assert query(tmp_path / "w.duckdb", "SELECT count(*) FROM patient_demographics") == [(2,)]
@@ -118,12 +125,17 @@ def test_a_failed_parquet_export_keeps_the_run_and_is_repaired_by_the_next_landi
     assert code == 0, err
     assert "Parquet copy lags" in out
     assert query(warehouse, "SELECT status, patients_inserted FROM runs") == [("succeeded", 3)]
-    assert query(warehouse, "SELECT dirty FROM parquet_partitions WHERE table_name = 'patient_demographics'") == \
-        [(True,)]
+    assert query(warehouse, "SELECT dirty FROM parquet_partitions WHERE table_name = 'patient_demographics'") == [
+        (True,)
+    ]
     (parquet / "patient_demographics").unlink()
     (feed / "b.ndjson").write_bytes(_patients(2, "b"))
-    assert run_cli("run", "--input", feed / "b.ndjson", "--warehouse", warehouse, "--parquet-dir", parquet,
-                   "--source", "feed")[0] == 0
+    assert (
+        run_cli(
+            "run", "--input", feed / "b.ndjson", "--warehouse", warehouse, "--parquet-dir", parquet, "--source", "feed"
+        )[0]
+        == 0
+    )
     copy = duckdb.connect().execute(read_latest_sql(str(parquet)) + " ORDER BY ALL").fetchall()
     assert copy == query(warehouse, "SELECT * FROM patient_demographics ORDER BY ALL")
     assert len(copy) == 5
@@ -146,9 +158,23 @@ def test_a_signal_during_the_beam_phase_with_worker_processes_ends_the_run_as_in
     feed.mkdir()
     (feed / "p.ndjson").write_bytes(_patients(60_000))
     warehouse = tmp_path / "w.duckdb"
-    proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "run", "--input", str(feed), "--warehouse",
-                             str(warehouse), "--direct_running_mode=multi_processing", "--direct_num_workers=2"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pipelines.cli",
+            "run",
+            "--input",
+            str(feed),
+            "--warehouse",
+            str(warehouse),
+            "--direct_running_mode=multi_processing",
+            "--direct_num_workers=2",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 120
     while not list(Path(f"{tmp_path}/.w.duckdb.staging").glob("*/*/progress")) and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -164,9 +190,23 @@ def test_a_signal_during_the_beam_phase_with_worker_processes_ends_the_run_as_in
 def test_a_failure_with_worker_processes_is_one_line(sample_feed, tmp_path):
     """12.16: not a 100-line traceback and "RuntimeError: Traceback ..."."""
     (tmp_path / ".w.duckdb.staging").write_text("a file where the staging folder goes: workers cannot write")
-    result = subprocess.run([sys.executable, "-m", "pipelines.cli", "run", "--input", str(sample_feed), "--warehouse",
-                             str(tmp_path / "w.duckdb"), "--direct_running_mode=multi_processing",
-                             "--direct_num_workers=2"], capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipelines.cli",
+            "run",
+            "--input",
+            str(sample_feed),
+            "--warehouse",
+            str(tmp_path / "w.duckdb"),
+            "--direct_running_mode=multi_processing",
+            "--direct_num_workers=2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 3
     errors = [line for line in result.stderr.splitlines() if " INFO " not in line]
     assert len(errors) == 1 and errors[0].startswith("demographics: failed: ") and "Traceback" not in errors[0]
@@ -175,9 +215,26 @@ def test_a_failure_with_worker_processes_is_one_line(sample_feed, tmp_path):
 
 def _run_killed(feed: Path, warehouse: Path, delay_after_marker: float, marker: str) -> None:
     """Starts `demographics run` and SIGKILLs it `delay_after_marker` seconds after a log line holding `marker`."""
-    proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "run", "--input", str(feed), "--warehouse",
-                             str(warehouse), "--source", "qhio", "--no-validation", "--log-level", "DEBUG"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pipelines.cli",
+            "run",
+            "--input",
+            str(feed),
+            "--warehouse",
+            str(warehouse),
+            "--source",
+            "qhio",
+            "--no-validation",
+            "--log-level",
+            "DEBUG",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         for line in proc.stderr:
             if marker in line:
@@ -199,28 +256,67 @@ def test_sigkill_at_any_moment_of_landing_leaves_a_consistent_warehouse(tmp_path
     (feed / "p.ndjson").write_bytes(_patients(n, last_updated="2026-01-01T00:00:00Z"))
     from pipelines.cli import main
 
-    assert main(["run", "--input", str(feed), "--warehouse", str(warehouse), "--source", "qhio",
-                 "--no-validation", "--log-level", "WARNING"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--input",
+                str(feed),
+                "--warehouse",
+                str(warehouse),
+                "--source",
+                "qhio",
+                "--no-validation",
+                "--log-level",
+                "WARNING",
+            ]
+        )
+        == 0
+    )
     rng = random.Random(12)
-    points = [("reading", rng.uniform(0, 1.0)), ("commit: begin", 0.0), *[("commit: begin", rng.uniform(0, 2.0))
-                                                                          for _ in range(4)],
-              ("commit: end", 0.0), ("commit: end", 0.05)]
+    points = [
+        ("reading", rng.uniform(0, 1.0)),
+        ("commit: begin", 0.0),
+        *[("commit: begin", rng.uniform(0, 2.0)) for _ in range(4)],
+        ("commit: end", 0.0),
+        ("commit: end", 0.05),
+    ]
     for trial, (marker, delay) in enumerate(points):
         # every trial is an update of every row: a DELETE and an INSERT of n rows in one transaction
         version = f"2026-02-{trial + 1:02d}T00:00:00Z"
         (feed / "p.ndjson").write_bytes(_patients(n, last_updated=version))
         _run_killed(feed, warehouse, delay, marker)
-        assert main(["run", "--input", str(feed), "--warehouse", str(warehouse), "--source", "qhio",
-                     "--no-validation", "--log-level", "WARNING"]) == 0
-        total, distinct, newest = query(warehouse, "SELECT count(*), count(DISTINCT patient_id), "
-                                                   "count(*) FILTER (last_updated = ?::TIMESTAMPTZ) "
-                                                   "FROM patient_demographics", [version])[0]
+        assert (
+            main(
+                [
+                    "run",
+                    "--input",
+                    str(feed),
+                    "--warehouse",
+                    str(warehouse),
+                    "--source",
+                    "qhio",
+                    "--no-validation",
+                    "--log-level",
+                    "WARNING",
+                ]
+            )
+            == 0
+        )
+        total, distinct, newest = query(
+            warehouse,
+            "SELECT count(*), count(DISTINCT patient_id), "
+            "count(*) FILTER (last_updated = ?::TIMESTAMPTZ) "
+            "FROM patient_demographics",
+            [version],
+        )[0]
         assert (total, distinct, newest) == (n, n, n), (trial, marker, delay)
         assert query(warehouse, "SELECT count(*) FROM runs WHERE status = 'running'") == [(0,)]
         landed = query(warehouse, "SELECT count(DISTINCT content_sha256) FROM ingested_files WHERE status = 'landed'")
         assert landed[0][0] >= 1
-        assert not list((tmp_path / ".w.duckdb.staging").glob("*")) if (tmp_path / ".w.duckdb.staging").exists() \
-            else True
+        assert (
+            not list((tmp_path / ".w.duckdb.staging").glob("*")) if (tmp_path / ".w.duckdb.staging").exists() else True
+        )
     statuses = {row[0] for row in query(warehouse, "SELECT status FROM runs")}
     assert statuses <= {"succeeded", "interrupted"} and "interrupted" in statuses
 
@@ -229,9 +325,17 @@ def test_no_patient_value_reaches_a_page_a_log_or_an_error_line(tmp_path, run_cl
     """12.14: `validate --html` printed Great Expectations' unexpected values (birth dates, patient ids)."""
     feed = tmp_path / "feed"
     feed.mkdir()
-    patients = [{"resourceType": "Patient", "id": f"SECRET-ID-{i}", "birthDate": "2099-05-17",
-                 "name": [{"family": "SECRETNAME"}], "address": [{"postalCode": "SECRETZIP", "line": ["1 Secret St"]}],
-                 "meta": {"lastUpdated": "2099-01-01T00:00:00Z"}} for i in range(3)]
+    patients = [
+        {
+            "resourceType": "Patient",
+            "id": f"SECRET-ID-{i}",
+            "birthDate": "2099-05-17",
+            "name": [{"family": "SECRETNAME"}],
+            "address": [{"postalCode": "SECRETZIP", "line": ["1 Secret St"]}],
+            "meta": {"lastUpdated": "2099-01-01T00:00:00Z"},
+        }
+        for i in range(3)
+    ]
     (feed / "p.ndjson").write_text("".join(json.dumps(p) + "\n" for p in patients) + "{not json SECRETRAW\n")
     warehouse, page = tmp_path / "w.duckdb", tmp_path / "validation.html"
     code, out, err = run_cli("run", "--input", feed, "--warehouse", warehouse)
@@ -254,11 +358,30 @@ def test_memory_per_input_file_is_small(tmp_path):
         for i in range(count):
             (feed / f"p{i}.json").write_text(json.dumps({"resourceType": "Patient", "id": f"p{i}"}))
         before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-        script = ("import resource, sys; from pipelines.cli import main; code = main(sys.argv[1:]); "
-                  "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(code)")
-        result = subprocess.run([sys.executable, "-c", script, "run", "--input", str(feed), "--warehouse",
-                                 str(tmp_path / f"w{count}.duckdb"), "--source", "s", "--no-validation",
-                                 "--log-level", "WARNING"], capture_output=True, text=True, timeout=600)
+        script = (
+            "import resource, sys; from pipelines.cli import main; code = main(sys.argv[1:]); "
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(code)"
+        )
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                script,
+                "run",
+                "--input",
+                str(feed),
+                "--warehouse",
+                str(tmp_path / f"w{count}.duckdb"),
+                "--source",
+                "s",
+                "--no-validation",
+                "--log-level",
+                "WARNING",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert result.returncode == 0, result.stderr
         return int(result.stdout.strip().splitlines()[-1]) if before is not None else 0
 

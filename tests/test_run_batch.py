@@ -1,4 +1,5 @@
 """`demographics run` end to end on the sample feed: real Beam, real DuckDB file, real Parquet."""
+
 import json
 import os
 import re
@@ -11,10 +12,12 @@ import pytest
 
 from tests.conftest import query
 
-COMPARED = ("source, patient_id, race_ethnicity_status, omb2024_categories, omb2024_category, hedis_race, "
-            "hedis_ethnicity, race_detailed_codes, ethnicity_detailed_codes, race_text, ethnicity_text, "
-            "race_source_format, mapping_warnings, preferred_language, birth_date, administrative_gender, "
-            "postal_code, state, last_updated, input_file, input_position, record_hash")
+COMPARED = (
+    "source, patient_id, race_ethnicity_status, omb2024_categories, omb2024_category, hedis_race, "
+    "hedis_ethnicity, race_detailed_codes, ethnicity_detailed_codes, race_text, ethnicity_text, "
+    "race_source_format, mapping_warnings, preferred_language, birth_date, administrative_gender, "
+    "postal_code, state, last_updated, input_file, input_position, record_hash"
+)
 
 
 @pytest.fixture(scope="module")
@@ -28,11 +31,12 @@ def landed(sample_feed, tmp_path_factory):
 
 
 def test_counts_reconcile_in_the_runs_table(landed):
-    (records_in, patients, rejected, other, files, status), = query(
-        landed, "SELECT records_in, patients_landed, rejected, other_resources, files_read, status FROM runs")
+    ((records_in, patients, rejected, other, files, status),) = query(
+        landed, "SELECT records_in, patients_landed, rejected, other_resources, files_read, status FROM runs"
+    )
     assert status == "succeeded"
     assert files == 13
-    deletions, = query(landed, "SELECT deletions FROM runs")[0]
+    (deletions,) = query(landed, "SELECT deletions FROM runs")[0]
     assert deletions == 3  # the transaction Bundle's DELETE of Patient/gone, and deleted.ndjson's two
     assert records_in == patients + rejected + other + deletions
     assert rejected == query(landed, "SELECT count(*) FROM rejected_records")[0][0]
@@ -44,34 +48,55 @@ def test_counts_reconcile_in_the_runs_table(landed):
 
 
 def test_every_sample_reject_reason_lands_with_position_and_raw_text(landed):
-    rows = query(landed, "SELECT reason, position, regexp_extract(input_file, '[^/]+$'), length(raw_text) "
-                         "FROM rejected_records ORDER BY ALL")
-    assert sorted((r[0], r[2]) for r in rows) == sorted([
-        ("binary_content", "scanner-output.bin"),
-        ("empty_file", "empty.json"),
-        ("invalid_json", "Patient.ndjson"),
-        ("invalid_json", "truncated-bundle.json"),
-        ("not_fhir_resource", "Patient.ndjson"),
-        ("not_fhir_resource", "not-fhir.json"),
-        ("patient_without_id", "Patient.ndjson"),
-    ])
+    rows = query(
+        landed,
+        "SELECT reason, position, regexp_extract(input_file, '[^/]+$'), length(raw_text) "
+        "FROM rejected_records ORDER BY ALL",
+    )
+    assert sorted((r[0], r[2]) for r in rows) == sorted(
+        [
+            ("binary_content", "scanner-output.bin"),
+            ("empty_file", "empty.json"),
+            ("invalid_json", "Patient.ndjson"),
+            ("invalid_json", "truncated-bundle.json"),
+            ("not_fhir_resource", "Patient.ndjson"),
+            ("not_fhir_resource", "not-fhir.json"),
+            ("patient_without_id", "Patient.ndjson"),
+        ]
+    )
     assert ("invalid_json", "byte 9212") in {(r[0], r[1]) for r in rows}  # line 11 of Patient.ndjson
     assert all(r[3] <= 64 * 1024 for r in rows)
 
 
 def test_one_row_per_source_and_patient(landed):
-    total, distinct = query(landed, "SELECT count(*), count(DISTINCT (source, patient_id)) FROM patient_demographics")[0]
+    total, distinct = query(landed, "SELECT count(*), count(DISTINCT (source, patient_id)) FROM patient_demographics")[
+        0
+    ]
     assert total == distinct == 284 - 6 - 2  # six arrive twice (history-updates.json), two are deleted
-    assert query(landed, "SELECT count(*) FROM patient_demographics WHERE patient_id IN ('pat-000005', 'pat-000062')") == [(0,)]
-    wrapped = query(landed, "SELECT input_position FROM patient_demographics WHERE input_file LIKE '%member-match%' ORDER BY 1")
-    assert [w[0] for w in wrapped] == ['parameter[0]', 'parameter[1].part[0]', 'parameter[2].part[0] entry[0]',
-                                      'parameter[2].part[0] entry[1]', 'parameter[2].part[0] entry[2]']
+    assert query(
+        landed, "SELECT count(*) FROM patient_demographics WHERE patient_id IN ('pat-000005', 'pat-000062')"
+    ) == [(0,)]
+    wrapped = query(
+        landed, "SELECT input_position FROM patient_demographics WHERE input_file LIKE '%member-match%' ORDER BY 1"
+    )
+    assert [w[0] for w in wrapped] == [
+        "parameter[0]",
+        "parameter[1].part[0]",
+        "parameter[2].part[0] entry[0]",
+        "parameter[2].part[0] entry[1]",
+        "parameter[2].part[0] entry[2]",
+    ]
     assert query(landed, "SELECT DISTINCT source FROM patient_demographics") == [("samples",)]
 
 
 def test_latest_last_updated_wins(landed):
-    rows = dict(query(landed, "SELECT patient_id, strftime(last_updated, '%Y-%m-%d') FROM patient_demographics "
-                              "WHERE patient_id IN ('pat-000001', 'pat-000061', 'pat-000004')"))
+    rows = dict(
+        query(
+            landed,
+            "SELECT patient_id, strftime(last_updated, '%Y-%m-%d') FROM patient_demographics "
+            "WHERE patient_id IN ('pat-000001', 'pat-000061', 'pat-000004')",
+        )
+    )
     assert rows["pat-000001"] == "2026-11-01"  # the newer version from history-updates.json
     assert rows["pat-000061"] == "2026-11-01"
     assert rows["pat-000004"] == "2026-10-01"  # the 2020 version in history-updates.json is older: it loses
@@ -79,8 +104,11 @@ def test_latest_last_updated_wins(landed):
 
 def test_us_core_race_lands_in_contract_columns(landed):
     # the history update gives pat-000001 ombCategory White + detailed Lebanese and Hispanic ethnicity
-    row = query(landed, "SELECT omb2024_categories, omb2024_category, hedis_race, hedis_ethnicity, race_source_format,"
-                        " race_ethnicity_status FROM patient_demographics WHERE patient_id = 'pat-000001'")[0]
+    row = query(
+        landed,
+        "SELECT omb2024_categories, omb2024_category, hedis_race, hedis_ethnicity, race_source_format,"
+        " race_ethnicity_status FROM patient_demographics WHERE patient_id = 'pat-000001'",
+    )[0]
     assert row == (["HISPANIC", "MENA"], "MULTIRACIAL_MULTIETHNIC", "White", "HispanicOrLatino", "us-core", "reported")
 
 
@@ -88,20 +116,26 @@ def test_a_patient_invalid_only_in_unneeded_elements_lands_with_warnings(sample_
     warehouse = tmp_path / "strict.duckdb"
     assert run_cli("run", "--input", sample_feed, "--warehouse", warehouse, "--strict-fhir")[0] == 0
     warnings, invalid, last_updated = query(
-        warehouse, "SELECT mapping_warnings, fhir_invalid_elements, last_updated FROM patient_demographics "
-                   "WHERE list_contains(fhir_invalid_elements, 'favoriteColor')")[0]
+        warehouse,
+        "SELECT mapping_warnings, fhir_invalid_elements, last_updated FROM patient_demographics "
+        "WHERE list_contains(fhir_invalid_elements, 'favoriteColor')",
+    )[0]
     assert {"fhir_validation_failed", "last_updated_invalid"} <= set(warnings)
     assert "meta.lastUpdated" in invalid
     assert last_updated is None
     # without --strict-fhir the elements the pipeline reads are still checked: the bad lastUpdated is a warning
     assert query(landed, "SELECT count(*) FROM patient_demographics WHERE len(fhir_invalid_elements) > 0") == [(0,)]
-    assert query(landed, "SELECT count(*) FROM patient_demographics WHERE list_contains(mapping_warnings, "
-                         "'last_updated_invalid')") == [(1,)]
+    assert query(
+        landed,
+        "SELECT count(*) FROM patient_demographics WHERE list_contains(mapping_warnings, 'last_updated_invalid')",
+    ) == [(1,)]
 
 
 def test_a_patient_without_id_is_keyed_by_full_url(landed):
-    warnings, = query(landed, "SELECT mapping_warnings FROM patient_demographics "
-                              "WHERE patient_id = 'urn:uuid:6f1c2a44-keyed-by-fullurl'")[0]
+    (warnings,) = query(
+        landed,
+        "SELECT mapping_warnings FROM patient_demographics WHERE patient_id = 'urn:uuid:6f1c2a44-keyed-by-fullurl'",
+    )[0]
     assert "patient_key_from_fullurl" in warnings
 
 
@@ -126,8 +160,10 @@ def test_rerunning_the_same_input_changes_nothing(sample_feed, tmp_path, run_cli
     assert code == 0
     assert query(warehouse, f"SELECT {COMPARED}, ingested_at, run_id FROM patient_demographics ORDER BY ALL") == before
     assert query(warehouse, "SELECT * FROM rejected_records ORDER BY ALL") == rejects_before
-    second = query(warehouse, "SELECT patients_inserted, patients_updated, patients_unchanged FROM runs "
-                              "ORDER BY started_at DESC LIMIT 1")[0]
+    second = query(
+        warehouse,
+        "SELECT patients_inserted, patients_updated, patients_unchanged FROM runs ORDER BY started_at DESC LIMIT 1",
+    )[0]
     assert second == (0, 0, len(before) + 2)  # the two deleted patients of the feed stay deleted: unchanged too
     assert f"0 inserted, 0 updated, {len(before) + 2} unchanged, 0 deleted" in out
 
@@ -138,14 +174,15 @@ def test_a_newer_delivery_replaces_and_an_older_one_does_not(tmp_path, run_cli):
     warehouse = tmp_path / "w.duckdb"
 
     def deliver(name, last_updated, gender):
-        (feed / name).write_text(json.dumps({"resourceType": "Patient", "id": "x", "gender": gender,
-                                             "meta": {"lastUpdated": last_updated}}))
+        (feed / name).write_text(
+            json.dumps({"resourceType": "Patient", "id": "x", "gender": gender, "meta": {"lastUpdated": last_updated}})
+        )
         assert run_cli("run", "--input", feed / name, "--warehouse", warehouse, "--source", "s")[0] == 0
         (feed / name).unlink()
         return query(warehouse, "SELECT administrative_gender FROM patient_demographics")
 
     assert deliver("1.json", "2025-01-01T00:00:00Z", "female") == [("female",)]
-    assert deliver("2.json", "2024-01-01T00:00:00Z", "male") == [("female",)]      # older: ignored
+    assert deliver("2.json", "2024-01-01T00:00:00Z", "male") == [("female",)]  # older: ignored
     assert deliver("3.json", "2025-06-01T00:00:00+02:00", "other") == [("other",)]  # newer: wins
     assert deliver("4.json", "2025-06-01T00:00:00+02:00", "unknown") == [("unknown",)]  # same time, later ingestion
 
@@ -153,8 +190,15 @@ def test_a_newer_delivery_replaces_and_an_older_one_does_not(tmp_path, run_cli):
 @pytest.mark.slow
 def test_multi_process_runner_gives_the_same_rows(sample_feed, landed, tmp_path, run_cli):
     warehouse = tmp_path / "mp.duckdb"
-    code, _, err = run_cli("run", "--input", sample_feed, "--warehouse", warehouse,
-                           "--direct_running_mode=multi_processing", "--direct_num_workers=2")
+    code, _, err = run_cli(
+        "run",
+        "--input",
+        sample_feed,
+        "--warehouse",
+        warehouse,
+        "--direct_running_mode=multi_processing",
+        "--direct_num_workers=2",
+    )
     assert code == 0, err
     sql = f"SELECT {COMPARED} FROM patient_demographics ORDER BY source, patient_id"
     assert query(warehouse, sql) == query(landed, sql)
@@ -166,8 +210,12 @@ def test_default_source_is_the_input_directory_name(sample_feed, tmp_path, run_c
     warehouse = tmp_path / "w.duckdb"
     assert run_cli("run", "--input", sample_feed / "single-patient.json", "--warehouse", warehouse)[0] == 0
     assert query(warehouse, "SELECT source FROM patient_demographics") == [("samples",)]
-    assert run_cli("run", "--input", sample_feed / "single-patient.json", "--warehouse", warehouse,
-                   "--source", "qhio-east")[0] == 0
+    assert (
+        run_cli(
+            "run", "--input", sample_feed / "single-patient.json", "--warehouse", warehouse, "--source", "qhio-east"
+        )[0]
+        == 0
+    )
     assert query(warehouse, "SELECT source FROM patient_demographics ORDER BY 1") == [("qhio-east",), ("samples",)]
 
 
@@ -183,18 +231,21 @@ def test_hidden_and_partial_files_are_not_inputs(tmp_path, run_cli):
     assert query(warehouse, "SELECT files_read, rejected FROM runs") == [(1, 0)]
 
 
-@pytest.mark.parametrize("args, message", [
-    (["run", "--input", "/no/such/folder"], "input /no/such/folder does not exist"),
-    (["run", "--input", ".", "--warehouse", "/no/such/dir/w.duckdb"], "directory /no/such/dir does not exist"),
-    (["run"], "the following arguments are required: --input"),
-    (["run", "--input", ".", "--warehose", "x"], "unrecognized arguments: --warehose"),
-    (["run", "--input", ".", "--direct_num_workers=abc"], "invalid int value: 'abc'"),
-    (["run", "--input", ".", "--runner=NoSuchRunner"], "Unexpected pipeline runner: NoSuchRunner"),
-    (["run", "--input", ".", "--parquet-dir", "/proc/no/such"], "cannot write Parquet to /proc/no/such"),
-    (["run", "--input", ".", "--completeness-goal", "1.5"], "must be between 0 and 1"),
-    (["frobnicate"], "invalid choice"),
-    (["run", "--input", ".", "--log-level", "LOUD"], "invalid choice"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["run", "--input", "/no/such/folder"], "input /no/such/folder does not exist"),
+        (["run", "--input", ".", "--warehouse", "/no/such/dir/w.duckdb"], "directory /no/such/dir does not exist"),
+        (["run"], "the following arguments are required: --input"),
+        (["run", "--input", ".", "--warehose", "x"], "unrecognized arguments: --warehose"),
+        (["run", "--input", ".", "--direct_num_workers=abc"], "invalid int value: 'abc'"),
+        (["run", "--input", ".", "--runner=NoSuchRunner"], "Unexpected pipeline runner: NoSuchRunner"),
+        (["run", "--input", ".", "--parquet-dir", "/proc/no/such"], "cannot write Parquet to /proc/no/such"),
+        (["run", "--input", ".", "--completeness-goal", "1.5"], "must be between 0 and 1"),
+        (["frobnicate"], "invalid choice"),
+        (["run", "--input", ".", "--log-level", "LOUD"], "invalid choice"),
+    ],
+)
 def test_bad_usage_is_one_line_and_exit_2(args, message, tmp_path, run_cli, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code, _, err = run_cli(*args)
@@ -207,9 +258,17 @@ def test_bad_usage_is_one_line_and_exit_2(args, message, tmp_path, run_cli, monk
 def test_the_console_script_is_installed_and_fails_in_one_line(tmp_path):
     """The one subprocess of this module: what a user types, through the installed `demographics` script."""
     script = Path(sys.executable).with_name("demographics")
-    result = subprocess.run([str(script), "run", "--input", str(tmp_path / "nope")], capture_output=True, text=True,
-                            timeout=120, cwd=tmp_path)
-    assert result.returncode == 2 and result.stderr.strip() == f"demographics: error: input {tmp_path / 'nope'} does not exist"
+    result = subprocess.run(
+        [str(script), "run", "--input", str(tmp_path / "nope")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert (
+        result.returncode == 2
+        and result.stderr.strip() == f"demographics: error: input {tmp_path / 'nope'} does not exist"
+    )
 
 
 def test_a_bare_command_shows_the_usage_and_a_mistyped_flag_is_refused_before_beam_loads(run_cli):
@@ -253,17 +312,34 @@ def test_non_editable_install_works_from_another_directory(tmp_path, sample_feed
     """`pip install .` ships the schemas and reference data inside the package."""
     repo = Path(__file__).resolve().parent.parent
     target = tmp_path / "site"
-    pip = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target),
-                          str(repo)], capture_output=True, text=True, timeout=600)
+    pip = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target), str(repo)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert pip.returncode == 0, pip.stderr[-2000:]
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     env = {**os.environ, "PYTHONPATH": str(target)}
-    result = subprocess.run([sys.executable, "-c",
-                             "import pipelines, sys; print(pipelines.__file__);"
-                             "from pipelines.cli import main; sys.exit(main(sys.argv[1:]))",
-                             "run", "--input", str(sample_feed), "--warehouse", "w.duckdb"],
-                            capture_output=True, text=True, cwd=elsewhere, env=env, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import pipelines, sys; print(pipelines.__file__);"
+            "from pipelines.cli import main; sys.exit(main(sys.argv[1:]))",
+            "run",
+            "--input",
+            str(sample_feed),
+            "--warehouse",
+            "w.duckdb",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=elsewhere,
+        env=env,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.startswith(str(target))
     assert query(elsewhere / "w.duckdb", "SELECT count(*) FROM patient_demographics")[0][0] == 276
@@ -271,11 +347,20 @@ def test_non_editable_install_works_from_another_directory(tmp_path, sample_feed
 
 def test_a_policy_file_switches_a_rule_end_to_end(tmp_path, run_cli):
     cdcrec = "urn:oid:2.16.840.1.113883.6.238"
-    patient = {"resourceType": "Patient", "id": "arab", "extension": [{
-        "url": "http://hl7.org/fhir/us/core/StructureDefinition/us-core-race", "extension": [
-            {"url": "ombCategory", "valueCoding": {"system": cdcrec, "code": "2106-3"}},
-            {"url": "detailed", "valueCoding": {"system": cdcrec, "code": "2129-5"}},
-            {"url": "text", "valueString": "Arab"}]}]}
+    patient = {
+        "resourceType": "Patient",
+        "id": "arab",
+        "extension": [
+            {
+                "url": "http://hl7.org/fhir/us/core/StructureDefinition/us-core-race",
+                "extension": [
+                    {"url": "ombCategory", "valueCoding": {"system": cdcrec, "code": "2106-3"}},
+                    {"url": "detailed", "valueCoding": {"system": cdcrec, "code": "2129-5"}},
+                    {"url": "text", "valueString": "Arab"},
+                ],
+            }
+        ],
+    }
     feed = tmp_path / "feed"
     feed.mkdir()
     (feed / "p.json").write_text(json.dumps(patient))
@@ -304,8 +389,14 @@ def test_every_sample_encoding_lands_with_its_source_format(landed):
     assert set(statuses) == {"reported", "declined", "unknown"}
     languages = {r[0] for r in query(landed, "SELECT DISTINCT preferred_language FROM patient_demographics")}
     assert {"en", "es", "zh", "vi", "ar"} <= languages and "en-US" not in languages
-    assert query(landed, "SELECT count(*) FROM patient_demographics WHERE state = 'CA' AND postal_code IS NOT NULL "
-                         "AND birth_date IS NOT NULL AND administrative_gender IS NOT NULL")[0][0] > 250
+    assert (
+        query(
+            landed,
+            "SELECT count(*) FROM patient_demographics WHERE state = 'CA' AND postal_code IS NOT NULL "
+            "AND birth_date IS NOT NULL AND administrative_gender IS NOT NULL",
+        )[0][0]
+        > 250
+    )
 
 
 def test_a_failing_run_is_one_line_exit_3_and_recorded_as_failed(sample_feed, tmp_path, run_cli):
@@ -323,8 +414,10 @@ def test_a_failing_run_is_one_line_exit_3_and_recorded_as_failed(sample_feed, tm
 def test_the_ledger_names_every_file_with_its_content_hash(sample_feed, landed):
     import hashlib
 
-    ledger = {Path(r[0]).name: r[1:] for r in query(
-        landed, "SELECT input_file, content_sha256, size_bytes, status, records_in FROM ingested_files")}
+    ledger = {
+        Path(r[0]).name: r[1:]
+        for r in query(landed, "SELECT input_file, content_sha256, size_bytes, status, records_in FROM ingested_files")
+    }
     assert set(ledger) == {p.name for p in sample_feed.iterdir()}
     for path in sample_feed.iterdir():  # hashed while read, including files the reader stops reading early
         data = path.read_bytes()

@@ -1,4 +1,5 @@
 """`demographics status` on a real warehouse: runs, files, waiting files, lag, rejects, completeness."""
+
 import json
 
 from tests.conftest import query
@@ -7,8 +8,7 @@ from tests.conftest import query
 def test_status_shows_runs_files_waiting_rejects_and_completeness(tmp_path, run_cli):
     feed = tmp_path / "feed"
     feed.mkdir()
-    (feed / "p.ndjson").write_text(
-        json.dumps({"resourceType": "Patient", "id": "a"}) + "\n" + "{broken\n")
+    (feed / "p.ndjson").write_text(json.dumps({"resourceType": "Patient", "id": "a"}) + "\n" + "{broken\n")
     warehouse = tmp_path / "w.duckdb"
     assert run_cli("run", "--input", feed, "--warehouse", warehouse)[0] == 0
     (feed / "later.json").write_text("{}")  # arrived after the run: waiting
@@ -44,13 +44,18 @@ def test_status_counts_unmapped_text_declined_and_unknown_apart(tmp_path, run_cl
     feed.mkdir()
     white = us_core_race_extensions(["2106-3"], [], ["2186-5"], "White", "Not Hispanic or Latino")
     answers = [white, white, text_only_extensions("Moroccan"), declined_extensions(), unknown_extensions()]
-    (feed / "p.ndjson").write_text("".join(
-        json.dumps({"resourceType": "Patient", "id": f"p{i}", "extension": extensions}) + "\n"
-        for i, extensions in enumerate(answers)))
+    (feed / "p.ndjson").write_text(
+        "".join(
+            json.dumps({"resourceType": "Patient", "id": f"p{i}", "extension": extensions}) + "\n"
+            for i, extensions in enumerate(answers)
+        )
+    )
     warehouse = tmp_path / "w.duckdb"
     assert run_cli("run", "--input", feed, "--warehouse", warehouse)[0] == 0
-    assert query(warehouse, "SELECT count(*) FILTER (unmapped_text_only AND race_ethnicity_status = 'reported') "
-                            "FROM patient_demographics") == [(1,)]
+    assert query(
+        warehouse,
+        "SELECT count(*) FILTER (unmapped_text_only AND race_ethnicity_status = 'reported') FROM patient_demographics",
+    ) == [(1,)]
     code, out, _ = run_cli("status", "--warehouse", warehouse)
     assert code == 0
     now = next(s for s in out.split("\n\n") if s.startswith("completeness now:")).splitlines()

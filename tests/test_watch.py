@@ -1,4 +1,5 @@
 """`demographics watch` as a user runs it: a subprocess, files renamed into a drop folder, kills and restarts."""
+
 import json
 import os
 import random
@@ -25,8 +26,9 @@ def _drop(folder: Path, name: str, data: bytes) -> None:
 
 def _ndjson(prefix: str, count: int, seed: int) -> bytes:
     rng = random.Random(seed)
-    return b"".join(json.dumps(make_patient(rng, f"{prefix}-{i}", "2026-10-01T00:00:00Z")).encode() + b"\n"
-                    for i in range(count))
+    return b"".join(
+        json.dumps(make_patient(rng, f"{prefix}-{i}", "2026-10-01T00:00:00Z")).encode() + b"\n" for i in range(count)
+    )
 
 
 def _read(warehouse: Path, sql: str):
@@ -55,9 +57,26 @@ def _landed(warehouse: Path, name: str) -> bool:
 
 
 def _start(drop: Path, warehouse: Path, *extra: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "pipelines.cli", "watch", "--input", str(drop), "--warehouse",
-                             str(warehouse), "--poll-interval", "0.2", "--source", "qhio", *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pipelines.cli",
+            "watch",
+            "--input",
+            str(drop),
+            "--warehouse",
+            str(warehouse),
+            "--poll-interval",
+            "0.2",
+            "--source",
+            "qhio",
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 @pytest.mark.slow
@@ -96,13 +115,24 @@ def test_watch_lands_live_survives_sigkill_and_never_duplicates(tmp_path):
     assert restarted.returncode == 0, err[-2000:]
     assert "stopped (SIGTERM)" in out
 
-    assert _read(warehouse, "SELECT count(*), count(DISTINCT patient_id) FROM patient_demographics")[0] == (30035, 30035)
+    assert _read(warehouse, "SELECT count(*), count(DISTINCT patient_id) FROM patient_demographics")[0] == (
+        30035,
+        30035,
+    )
     ledger = _read(warehouse, "SELECT regexp_extract(input_file, '[^/]+$'), status FROM ingested_files ORDER BY 1")
-    assert ledger == [("a-again.ndjson", "duplicate"), ("a.ndjson", "landed"), ("b.ndjson", "landed"),
-                      ("big.ndjson", "landed"), ("broken.json", "landed"), ("c.ndjson", "landed")]
+    assert ledger == [
+        ("a-again.ndjson", "duplicate"),
+        ("a.ndjson", "landed"),
+        ("b.ndjson", "landed"),
+        ("big.ndjson", "landed"),
+        ("broken.json", "landed"),
+        ("c.ndjson", "landed"),
+    ]
     assert _read(warehouse, "SELECT reason FROM rejected_records") == [("invalid_json",)]
-    runs = _read(warehouse, "SELECT mode, status, records_in, patients_landed + rejected + other_resources "
-                            "FROM runs ORDER BY started_at")
+    runs = _read(
+        warehouse,
+        "SELECT mode, status, records_in, patients_landed + rejected + other_resources FROM runs ORDER BY started_at",
+    )
     # the killed one never ended: the restart marked it interrupted
     assert [r[:2] for r in runs] == [("watch", "interrupted"), ("watch", "stopped")]
     assert all(r[2] == r[3] for r in runs)
@@ -119,12 +149,21 @@ def test_a_changed_file_under_the_same_name_is_new_data(tmp_path):
     drop.mkdir()
     watcher = _start(drop, warehouse, "--no-validation")
     try:
-        patient = {"resourceType": "Patient", "id": "x", "gender": "female", "meta": {"lastUpdated": "2026-01-01T00:00:00Z"}}
+        patient = {
+            "resourceType": "Patient",
+            "id": "x",
+            "gender": "female",
+            "meta": {"lastUpdated": "2026-01-01T00:00:00Z"},
+        }
         _drop(drop, "feed.json", json.dumps(patient).encode())
-        assert _wait_for(lambda: _read(warehouse, "SELECT administrative_gender FROM patient_demographics") == [("female",)])
+        assert _wait_for(
+            lambda: _read(warehouse, "SELECT administrative_gender FROM patient_demographics") == [("female",)]
+        )
         patient.update(gender="male", meta={"lastUpdated": "2026-02-01T00:00:00Z"})
         _drop(drop, "feed.json", json.dumps(patient).encode())
-        assert _wait_for(lambda: _read(warehouse, "SELECT administrative_gender FROM patient_demographics") == [("male",)])
+        assert _wait_for(
+            lambda: _read(warehouse, "SELECT administrative_gender FROM patient_demographics") == [("male",)]
+        )
     finally:
         watcher.send_signal(signal.SIGINT)  # Ctrl-C: a clean stop
         out, err = watcher.communicate(timeout=60)
@@ -136,12 +175,31 @@ def test_a_changed_file_under_the_same_name_is_new_data(tmp_path):
 def test_stop_after_ends_the_watch_and_bad_input_is_one_line(tmp_path):
     drop = tmp_path / "qhio-west"
     drop.mkdir()
-    result = subprocess.run([sys.executable, "-m", "pipelines.cli", "watch", "--input", str(drop), "--warehouse",
-                             str(tmp_path / "w.duckdb"), "--stop-after", "1"], capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipelines.cli",
+            "watch",
+            "--input",
+            str(drop),
+            "--warehouse",
+            str(tmp_path / "w.duckdb"),
+            "--stop-after",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0 and "stopped (stop-after)" in result.stdout
-    result = subprocess.run([sys.executable, "-m", "pipelines.cli", "watch", "--input", str(tmp_path / "nope")],
-                            capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "watch", "--input", str(tmp_path / "nope")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
 
 
@@ -169,8 +227,10 @@ def test_each_content_lands_once_across_names_polls_and_restarts(tmp_path):
     (drop / "d.ndjson").write_bytes(content)  # a third copy delivered while no watcher ran
     later = _watch_once(drop, warehouse)
     assert (later.files_landed, later.duplicates) == (0, 1)
-    ledger = _read(warehouse, "SELECT regexp_extract(input_file, '[^/]+$'), status, duplicate_of IS NOT NULL "
-                              "FROM ingested_files ORDER BY 1")
+    ledger = _read(
+        warehouse,
+        "SELECT regexp_extract(input_file, '[^/]+$'), status, duplicate_of IS NOT NULL FROM ingested_files ORDER BY 1",
+    )
     assert ledger == [("a.ndjson", "landed", False), ("b.ndjson", "duplicate", True), ("d.ndjson", "duplicate", True)]
     assert _read(warehouse, "SELECT count(*) FROM patient_demographics") == [(3,)]
 
@@ -226,9 +286,25 @@ def test_a_second_watch_on_the_same_folder_or_warehouse_is_refused(tmp_path):
     try:
         assert _wait_for(lambda: _read(warehouse, "SELECT count(*) FROM runs")[0][0] == 1)
         for folder, target in ((drop, tmp_path / "other.duckdb"), (tmp_path, warehouse)):
-            result = subprocess.run([sys.executable, "-m", "pipelines.cli", "watch", "--input", str(folder),
-                                     "--warehouse", str(target), "--source", "x", "--stop-after", "1"],
-                                    capture_output=True, text=True, timeout=120)
+            result = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "pipelines.cli",
+                    "watch",
+                    "--input",
+                    str(folder),
+                    "--warehouse",
+                    str(target),
+                    "--source",
+                    "x",
+                    "--stop-after",
+                    "1",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
             assert result.returncode == 2, result.stderr
             assert "another `demographics watch` is already watching" in result.stderr
             assert len(result.stderr.strip().splitlines()) == 1

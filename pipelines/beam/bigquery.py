@@ -15,6 +15,7 @@ A landing (one window of the job; one committer at a time) goes like this:
 Every statement is plain SQL that DuckDB runs too (tests/test_bigquery.py runs them there); only the client calls
 below are BigQuery's own, and they have not run here (docs/dataflow.md).
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -71,8 +72,11 @@ TABLE_LAYOUT: dict[str, tuple[str | None, tuple[str, ...]]] = {
 # A landing's own tables, besides copies of the warehouse's: the batch's patient keys and files (to read the
 # slice), and the keys whose stored row the commit replaced or removed (to apply it).
 KEYS, FILES, REPLACED = "keys", "files", "replaced_keys"
-LANDING_COLUMNS = {KEYS: ("source", "patient_id"), FILES: ("source", "input_file", "content_sha256",
-                                                           "object_generation"), REPLACED: ("source", "patient_id")}
+LANDING_COLUMNS = {
+    KEYS: ("source", "patient_id"),
+    FILES: ("source", "input_file", "content_sha256", "object_generation"),
+    REPLACED: ("source", "patient_id"),
+}
 # What the commit changed, read from the slice (DuckDB); `$run_id` is the landing's run.
 DELTAS = {
     REPLACED: "SELECT source, patient_id FROM _changes UNION SELECT source, patient_id FROM _removed",
@@ -97,8 +101,10 @@ def _columns(table: str, prefix: str = "") -> str:
 def table_resource(project: str, dataset: str, table: str) -> dict[str, Any]:
     """A warehouse table as a BigQuery table resource: schema from schemas/, day partitions, clustering."""
     partition, clustering = TABLE_LAYOUT[table]
-    resource: dict[str, Any] = {"tableReference": {"projectId": project, "datasetId": dataset, "tableId": table},
-                                "schema": {"fields": bigquery_schema(table)}}
+    resource: dict[str, Any] = {
+        "tableReference": {"projectId": project, "datasetId": dataset, "tableId": table},
+        "schema": {"fields": bigquery_schema(table)},
+    }
     if partition:
         resource["timePartitioning"] = {"type": "DAY", "field": partition}
     if clustering:
@@ -114,11 +120,17 @@ def _landing_fields(name: str) -> list[dict[str, str]]:
 
 def load_configuration(project: str, dataset: str, table_id: str, name: str, uris: Sequence[str]) -> dict[str, Any]:
     """A load job (REST configuration) of Parquet files into a landing table, replacing what it held."""
-    return {"load": {"sourceUris": list(uris), "sourceFormat": "PARQUET",
-                     "destinationTable": {"projectId": project, "datasetId": dataset, "tableId": table_id},
-                     "schema": {"fields": _landing_fields(name)},
-                     "createDisposition": "CREATE_IF_NEEDED", "writeDisposition": "WRITE_TRUNCATE",
-                     "parquetOptions": {"enableListInference": True}}}
+    return {
+        "load": {
+            "sourceUris": list(uris),
+            "sourceFormat": "PARQUET",
+            "destinationTable": {"projectId": project, "datasetId": dataset, "tableId": table_id},
+            "schema": {"fields": _landing_fields(name)},
+            "createDisposition": "CREATE_IF_NEEDED",
+            "writeDisposition": "WRITE_TRUNCATE",
+            "parquetOptions": {"enableListInference": True},
+        }
+    }
 
 
 def slice_queries(landing: Callable[[str], str]) -> dict[str, str]:
@@ -134,12 +146,14 @@ def slice_queries(landing: Callable[[str], str]) -> dict[str, str]:
         DELETED: of_keys("patient_id"),
         OBSERVATIONS: of_keys("patient_key"),
         LEDGER: f"EXISTS (SELECT 1 FROM {files} AS f WHERE f.content_sha256 = t.content_sha256 "
-                "OR f.object_generation = t.object_generation)",
+        "OR f.object_generation = t.object_generation)",
         REJECTED: f"EXISTS (SELECT 1 FROM {files} AS f WHERE f.source = t.source AND f.input_file = t.input_file)",
         PARQUET_PARTITIONS: "TRUE",
     }
-    return {table: f"SELECT {_columns(table, 't.')} FROM {table} AS t WHERE {condition}"
-            for table, condition in where.items()}
+    return {
+        table: f"SELECT {_columns(table, 't.')} FROM {table} AS t WHERE {condition}"
+        for table, condition in where.items()
+    }
 
 
 def push_statements(landing: Callable[[str], str], loaded: Iterable[str]) -> list[str]:
@@ -147,12 +161,16 @@ def push_statements(landing: Callable[[str], str], loaded: Iterable[str]) -> lis
     loaded = set(loaded)
     statements = []
     if REPLACED in loaded:
-        statements.append(f"DELETE FROM {PATIENTS} AS t WHERE EXISTS (SELECT 1 FROM {landing(REPLACED)} AS k "
-                          "WHERE k.source = t.source AND k.patient_id = t.patient_id)")
+        statements.append(
+            f"DELETE FROM {PATIENTS} AS t WHERE EXISTS (SELECT 1 FROM {landing(REPLACED)} AS k "
+            "WHERE k.source = t.source AND k.patient_id = t.patient_id)"
+        )
     if PARQUET_PARTITIONS in loaded:
-        statements.append(f"DELETE FROM {PARQUET_PARTITIONS} AS t WHERE EXISTS (SELECT 1 FROM "
-                          f"{landing(PARQUET_PARTITIONS)} AS k "
-                          "WHERE k.table_name = t.table_name AND k.source = t.source)")
+        statements.append(
+            f"DELETE FROM {PARQUET_PARTITIONS} AS t WHERE EXISTS (SELECT 1 FROM "
+            f"{landing(PARQUET_PARTITIONS)} AS k "
+            "WHERE k.table_name = t.table_name AND k.source = t.source)"
+        )
     for table in (PATIENTS, DELETED, REJECTED, OBSERVATIONS, LEDGER, PARQUET_PARTITIONS, VALIDATION):
         if table in loaded:
             statements.append(f"INSERT INTO {table} ({_columns(table)}) SELECT {_columns(table)} FROM {landing(table)}")
@@ -170,7 +188,7 @@ def query_parameter(name: str, kind: str, value: Any):
     from google.cloud import bigquery
 
     if kind.startswith("ARRAY<"):
-        return bigquery.ArrayQueryParameter(name, kind[len("ARRAY<"):-1], value)
+        return bigquery.ArrayQueryParameter(name, kind[len("ARRAY<") : -1], value)
     return bigquery.ScalarQueryParameter(name, kind, value)
 
 
@@ -197,14 +215,16 @@ class BigQueryJobs:
 
         load = configuration["load"]
         destination = bigquery.TableReference.from_api_repr(load["destinationTable"])
-        self.client.load_table_from_uri(load["sourceUris"], destination,
-                                        job_config=bigquery.LoadJobConfig.from_api_repr(configuration)).result()
+        self.client.load_table_from_uri(
+            load["sourceUris"], destination, job_config=bigquery.LoadJobConfig.from_api_repr(configuration)
+        ).result()
 
     def query(self, sql: str, parameters: Sequence[Parameter] = ()) -> pa.Table:
         from google.cloud import bigquery
 
-        config = bigquery.QueryJobConfig(default_dataset=f"{self.project}.{self.dataset}",
-                                         query_parameters=[query_parameter(*p) for p in parameters])
+        config = bigquery.QueryJobConfig(
+            default_dataset=f"{self.project}.{self.dataset}", query_parameters=[query_parameter(*p) for p in parameters]
+        )
         return self.client.query(sql, job_config=config).result().to_arrow()
 
     def script(self, statements: Sequence[str]) -> None:
@@ -229,23 +249,42 @@ class BigQueryWarehouse:
     def __repr__(self) -> str:
         return f"BigQuery {self.project}:{self.dataset}, Parquet {self.parquet_dir}"
 
-    def start_run(self, run_id: str, mode: str, sources: Sequence[str], inputs: Sequence[str], runner: str,
-                  started_at: dt.datetime) -> None:
+    def start_run(
+        self,
+        run_id: str,
+        mode: str,
+        sources: Sequence[str],
+        inputs: Sequence[str],
+        runner: str,
+        started_at: dt.datetime,
+    ) -> None:
         """Creates every table that is missing and records the run as running."""
         for table in ALL_TABLES:
             self.jobs.create_table(table_resource(self.project, self.dataset, table))
         values = start_values(run_id, mode, sources, inputs, runner, started_at)
-        self.jobs.query(f"INSERT INTO {RUNS} ({', '.join(values)}) VALUES ({', '.join('@' + n for n in values)})",
-                        typed_parameters(RUNS, values))
+        self.jobs.query(
+            f"INSERT INTO {RUNS} ({', '.join(values)}) VALUES ({', '.join('@' + n for n in values)})",
+            typed_parameters(RUNS, values),
+        )
 
-    def finish_run(self, run_id: str, status: str, counts: RunCounts, ended_at: dt.datetime | None,
-                   message: str | None = None) -> None:
+    def finish_run(
+        self, run_id: str, status: str, counts: RunCounts, ended_at: dt.datetime | None, message: str | None = None
+    ) -> None:
         values = end_values(status, counts, ended_at, message)
-        self.jobs.query(f"UPDATE {RUNS} SET {', '.join(f'{n} = @{n}' for n in values)} WHERE run_id = @run_id",
-                        typed_parameters(RUNS, {**values, "run_id": run_id}))
+        self.jobs.query(
+            f"UPDATE {RUNS} SET {', '.join(f'{n} = @{n}' for n in values)} WHERE run_id = @run_id",
+            typed_parameters(RUNS, {**values, "run_id": run_id}),
+        )
 
-    def land(self, batch: StagedBatch, run_id: str, landed_at: dt.datetime, policy: Policy,
-             duplicates_land_nothing: bool = False, validation: Any = None) -> Landed:
+    def land(
+        self,
+        batch: StagedBatch,
+        run_id: str,
+        landed_at: dt.datetime,
+        policy: Policy,
+        duplicates_land_nothing: bool = False,
+        validation: Any = None,
+    ) -> Landed:
         """Slice, commit, push, export, validate (the module's docstring); one committer at a time."""
         landing = _Landing(self, run_id, FileSystems.join(batch.staging_dir, f"landing-{run_id}"))
         with batch.local() as batch, duckdb.connect() as con:
@@ -268,22 +307,31 @@ class BigQueryWarehouse:
             finally:
                 landing.drop()
 
-    def _export(self, con: duckdb.DuckDBPyConnection, landing: _Landing, result: Any,
-                landed_at: dt.datetime) -> str | None:
+    def _export(
+        self, con: duckdb.DuckDBPyConnection, landing: _Landing, result: Any, landed_at: dt.datetime
+    ) -> str | None:
         """The Parquet copy, as locally; a partition rewritten whole is first read whole from BigQuery (the slice
         holds only the batch's rows). Returns the error that left the copy lagging, if any."""
         try:
-            plan = plan_export(con, self.parquet_dir, result.changed_sources, result.removed_sources,
-                               result.stale_partitions)
+            plan = plan_export(
+                con, self.parquet_dir, result.changed_sources, result.removed_sources, result.stale_partitions
+            )
             for (table, source), rewrite in plan.items():
                 if rewrite:
                     con.execute(f"DELETE FROM {table} WHERE source = ?", [source])
-                    _insert(con, table, self.jobs.query(f"SELECT {_columns(table)} FROM {table} WHERE source = @source",
-                                                        [("source", "STRING", source)]))
+                    _insert(
+                        con,
+                        table,
+                        self.jobs.query(
+                            f"SELECT {_columns(table)} FROM {table} WHERE source = @source",
+                            [("source", "STRING", source)],
+                        ),
+                    )
             export(con, self.parquet_dir, plan, landed_at)
         except Exception as err:  # noqa: BLE001 - the rows are committed; the partition stays dirty for next time
-            log.warning("the Parquet copy could not be written (%s); it is rewritten at the next landing",
-                        type(err).__name__)
+            log.warning(
+                "the Parquet copy could not be written (%s); it is rewritten at the next landing", type(err).__name__
+            )
             return f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
         return None
 
@@ -330,17 +378,31 @@ def _batch_keys_and_files(con: duckdb.DuckDBPyConnection, batch: StagedBatch) ->
     connection; returns the queries that read them."""
     stage_view(con, batch, PATIENTS_KIND, "_batch_patients")
     stage_view(con, batch, DELETED_KIND, "_batch_deleted")
-    con.register("_batch_observation_keys", pa.table({
-        "source": pa.array([o["source"] for o in batch.observations], pa.string()),
-        "patient_id": pa.array([o["patient_key"] for o in batch.observations], pa.string())}))
-    con.register("_batch_files", pa.table({
-        "source": pa.array([f.source for f in batch.files], pa.string()),
-        "input_file": pa.array([f.input_file for f in batch.files], pa.string()),
-        "content_sha256": pa.array([f.content_sha256 for f in batch.files], pa.string()),
-        "object_generation": pa.array([f.generation for f in batch.files], pa.string())}))
-    return {KEYS: "SELECT source, patient_id FROM _batch_patients UNION SELECT source, patient_id FROM _batch_deleted "
-                  "UNION SELECT source, patient_id FROM _batch_observation_keys",
-            FILES: "SELECT * FROM _batch_files"}
+    con.register(
+        "_batch_observation_keys",
+        pa.table(
+            {
+                "source": pa.array([o["source"] for o in batch.observations], pa.string()),
+                "patient_id": pa.array([o["patient_key"] for o in batch.observations], pa.string()),
+            }
+        ),
+    )
+    con.register(
+        "_batch_files",
+        pa.table(
+            {
+                "source": pa.array([f.source for f in batch.files], pa.string()),
+                "input_file": pa.array([f.input_file for f in batch.files], pa.string()),
+                "content_sha256": pa.array([f.content_sha256 for f in batch.files], pa.string()),
+                "object_generation": pa.array([f.generation for f in batch.files], pa.string()),
+            }
+        ),
+    )
+    return {
+        KEYS: "SELECT source, patient_id FROM _batch_patients UNION SELECT source, patient_id FROM _batch_deleted "
+        "UNION SELECT source, patient_id FROM _batch_observation_keys",
+        FILES: "SELECT * FROM _batch_files",
+    }
 
 
 def _insert(con: duckdb.DuckDBPyConnection, table: str, rows: pa.Table) -> None:

@@ -6,6 +6,7 @@ files come from GCS notifications on Pub/Sub (streaming) or a GCS glob (batch); 
 warehouse sink interface as one run: BigQuery plus Parquet on GCS in production, or the DuckDB file of
 `demographics run` on a local runner (how the graph is tested offline).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -70,34 +71,61 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
-        prog=PROG, allow_abbrev=False,
+        prog=PROG,
+        allow_abbrev=False,
         description="Land FHIR files from GCS with the demographics pipeline on Dataflow: streaming from GCS "
-                    "OBJECT_FINALIZE notifications (--subscription) or a batch over a glob (--input), into BigQuery "
-                    "plus Parquet on GCS (--bigquery_dataset, --parquet_dir), or into a DuckDB file on a local "
-                    "runner (--warehouse).",
+        "OBJECT_FINALIZE notifications (--subscription) or a batch over a glob (--input), into BigQuery "
+        "plus Parquet on GCS (--bigquery_dataset, --parquet_dir), or into a DuckDB file on a local "
+        "runner (--warehouse).",
         epilog="Every other --option goes to Apache Beam: --runner (default DataflowRunner), --project, --region, "
-               "--temp_location (required: staging files go under it), --job_name, --setup_file ./setup.py, ...")
+        "--temp_location (required: staging files go under it), --job_name, --setup_file ./setup.py, ...",
+    )
     given = parser.add_mutually_exclusive_group(required=True)
-    given.add_argument("--subscription", metavar="projects/P/subscriptions/S",
-                       help="streaming: Pub/Sub subscription receiving the bucket's OBJECT_FINALIZE notifications")
+    given.add_argument(
+        "--subscription",
+        metavar="projects/P/subscriptions/S",
+        help="streaming: Pub/Sub subscription receiving the bucket's OBJECT_FINALIZE notifications",
+    )
     given.add_argument("--input", metavar="GLOB", help="batch: the files to land, e.g. 'gs://bucket/feed/**'")
     parser.add_argument("--source", required=True, metavar="NAME", help="feed name written in every row")
     sink = parser.add_mutually_exclusive_group(required=True)
     sink.add_argument("--bigquery_dataset", metavar="PROJECT:DATASET", help="land into this BigQuery dataset")
-    sink.add_argument("--warehouse", metavar="FILE",
-                      help="land into this DuckDB file instead (local runners only: trials and tests)")
-    parser.add_argument("--parquet_dir", metavar="PATH",
-                        help="the Parquet copy (gs:// with BigQuery; default with --warehouse: beside the file)")
-    parser.add_argument("--window_seconds", type=int, default=300, metavar="N",
-                        help="streaming: files are landed per window of this many seconds (default 300)")
-    parser.add_argument("--strict_fhir", action="store_true",
-                        help="also validate every Patient against the full FHIR R4B model (slower), as locally")
-    parser.add_argument("--completeness_goal", type=float, default=0.80, metavar="SHARE",
-                        help="share of patients with a reported race/ethnicity a landing must reach (default 0.80)")
-    parser.add_argument("--no_validation", dest="validate", action="store_false",
-                        help="do not run the expectation suites on what each window landed")
-    parser.add_argument("--dry_run", action="store_true",
-                        help="build the job and print what it would run; submit nothing")
+    sink.add_argument(
+        "--warehouse", metavar="FILE", help="land into this DuckDB file instead (local runners only: trials and tests)"
+    )
+    parser.add_argument(
+        "--parquet_dir",
+        metavar="PATH",
+        help="the Parquet copy (gs:// with BigQuery; default with --warehouse: beside the file)",
+    )
+    parser.add_argument(
+        "--window_seconds",
+        type=int,
+        default=300,
+        metavar="N",
+        help="streaming: files are landed per window of this many seconds (default 300)",
+    )
+    parser.add_argument(
+        "--strict_fhir",
+        action="store_true",
+        help="also validate every Patient against the full FHIR R4B model (slower), as locally",
+    )
+    parser.add_argument(
+        "--completeness_goal",
+        type=float,
+        default=0.80,
+        metavar="SHARE",
+        help="share of patients with a reported race/ethnicity a landing must reach (default 0.80)",
+    )
+    parser.add_argument(
+        "--no_validation",
+        dest="validate",
+        action="store_false",
+        help="do not run the expectation suites on what each window landed",
+    )
+    parser.add_argument(
+        "--dry_run", action="store_true", help="build the job and print what it would run; submit nothing"
+    )
     return parser
 
 
@@ -145,15 +173,26 @@ def plan_job(args: argparse.Namespace, options: PipelineOptions) -> DataflowJob:
     streaming = args.subscription is not None
     # Streaming: a file's rows are ingested when it is read (a job has no single start); the landing stamps its run.
     read = ReadSettings(job_id, None if streaming else started_at, args.strict_fhir)
-    landing = LandingSettings(sink, staging_dir, "stream" if streaming else "batch", (args.source,),
-                              (args.subscription or args.input,), runner, validation=validation)
+    landing = LandingSettings(
+        sink,
+        staging_dir,
+        "stream" if streaming else "batch",
+        (args.source,),
+        (args.subscription or args.input,),
+        runner,
+        validation=validation,
+    )
     return DataflowJob(job_id, args.source, args.subscription, args.input, args.window_seconds, read, landing)
 
 
 def landing_windows(seconds: int) -> beam.WindowInto:
     """Fixed windows that land when the watermark passes their end; late files land as a later pane."""
-    return beam.WindowInto(window.FixedWindows(seconds), trigger=trigger.AfterWatermark(late=trigger.AfterCount(1)),
-                           accumulation_mode=trigger.AccumulationMode.DISCARDING, allowed_lateness=ALLOWED_LATENESS)
+    return beam.WindowInto(
+        window.FixedWindows(seconds),
+        trigger=trigger.AfterWatermark(late=trigger.AfterCount(1)),
+        accumulation_mode=trigger.AccumulationMode.DISCARDING,
+        allowed_lateness=ALLOWED_LATENESS,
+    )
 
 
 def build_graph(pipeline: beam.Pipeline, job: DataflowJob, messages=None):
@@ -161,11 +200,14 @@ def build_graph(pipeline: beam.Pipeline, job: DataflowJob, messages=None):
     stands in for Pub/Sub (a TestStream of PubsubMessages in tests)."""
     if job.streaming:
         if messages is None:
-            messages = pipeline | "ReadNotifications" >> beam.io.ReadFromPubSub(subscription=job.subscription,
-                                                                              with_attributes=True)
-        files = (messages
-                 | "InputFiles" >> InputFilesFromNotifications(job.source)
-                 | "Windows" >> landing_windows(job.window_seconds))
+            messages = pipeline | "ReadNotifications" >> beam.io.ReadFromPubSub(
+                subscription=job.subscription, with_attributes=True
+            )
+        files = (
+            messages
+            | "InputFiles" >> InputFilesFromNotifications(job.source)
+            | "Windows" >> landing_windows(job.window_seconds)
+        )
     else:
         files = pipeline | "InputFiles" >> InputFilesFromGlob(job.pattern, job.source)
     outputs = files | "ReadFhirFiles" >> ReadFhirFiles(job.read)
@@ -176,14 +218,25 @@ def build_graph(pipeline: beam.Pipeline, job: DataflowJob, messages=None):
 def describe(pipeline: beam.Pipeline, job: DataflowJob) -> list[str]:
     """What a dry run prints: the job's settings and its steps."""
     landing = job.landing
-    given = (f"stream: notifications from {job.subscription}, landed every {job.window_seconds} s" if job.streaming
-             else f"batch: {job.pattern}")
+    given = (
+        f"stream: notifications from {job.subscription}, landed every {job.window_seconds} s"
+        if job.streaming
+        else f"batch: {job.pattern}"
+    )
     steps = [part.full_label for part in pipeline.transforms_stack[0].parts]
-    rows = [("job", job.job_id), ("runner", landing.runner), ("input", given), ("source", job.source),
-            ("sink", repr(landing.sink)), ("staging", landing.staging_dir),
-            ("validation", "off" if landing.validation is None else
-             f"on (completeness goal {landing.validation.completeness_goal:g})"),
-            ("steps", " -> ".join(steps))]
+    rows = [
+        ("job", job.job_id),
+        ("runner", landing.runner),
+        ("input", given),
+        ("source", job.source),
+        ("sink", repr(landing.sink)),
+        ("staging", landing.staging_dir),
+        (
+            "validation",
+            "off" if landing.validation is None else f"on (completeness goal {landing.validation.completeness_goal:g})",
+        ),
+        ("steps", " -> ".join(steps)),
+    ]
     return [f"{name.ljust(10)}  {value}" for name, value in rows]
 
 

@@ -2,6 +2,7 @@
 glob (batch), as the same `InputFile`s that `demographics run` reads, with their object generation (the ledger's
 key of exactly-once landing) and, for a notification, the time the object arrived.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -63,8 +64,14 @@ def input_file_from_notification(attributes: Mapping[str, str], data: bytes | No
         return None
     generation = str(generation) if generation is not None else None
     path = f"gs://{bucket}/{name}"
-    return InputFile(path, source, int(generation) if generation and generation.isdigit() else 0, path, generation,
-                     _instant(attributes.get("eventTime")) or _instant(payload.get("timeCreated")))
+    return InputFile(
+        path,
+        source,
+        int(generation) if generation and generation.isdigit() else 0,
+        path,
+        generation,
+        _instant(attributes.get("eventTime")) or _instant(payload.get("timeCreated")),
+    )
 
 
 class ParseNotificationsFn(beam.DoFn):
@@ -93,16 +100,18 @@ class InputFilesFromNotifications(beam.PTransform):
         self.source = source
 
     def expand(self, messages):
-        return (messages
-                | "ParseNotifications" >> beam.ParDo(ParseNotificationsFn(self.source))
-                | "KeyByObject" >> beam.WithKeys(lambda f: f"{f.generation}:{f.path}")
-                | "DropRedeliveries" >> DeduplicatePerKey(processing_time_duration=REDELIVERY_WINDOW)
-                | "Files" >> beam.Values())
+        return (
+            messages
+            | "ParseNotifications" >> beam.ParDo(ParseNotificationsFn(self.source))
+            | "KeyByObject" >> beam.WithKeys(lambda f: f"{f.generation}:{f.path}")
+            | "DropRedeliveries" >> DeduplicatePerKey(processing_time_duration=REDELIVERY_WINDOW)
+            | "Files" >> beam.Values()
+        )
 
 
 def _literal_prefix(pattern: str) -> str:
     """`gs://b/feed/**` -> `gs://b/feed/`: what a glob starts with before its first wildcard."""
-    return pattern[:min((pattern.find(c) for c in GLOB_CHARS if c in pattern), default=len(pattern))]
+    return pattern[: min((pattern.find(c) for c in GLOB_CHARS if c in pattern), default=len(pattern))]
 
 
 def object_generations(pattern: str) -> dict[str, str]:
@@ -131,7 +140,7 @@ class ListInputFilesFn(beam.DoFn):
 
 def _object_name(path: str, pattern: str) -> str:
     """The part of a matched path below the glob's literal folder (where the drop-folder rules apply)."""
-    return path[len(_literal_prefix(pattern).rsplit("/", 1)[0]) + 1:]
+    return path[len(_literal_prefix(pattern).rsplit("/", 1)[0]) + 1 :]
 
 
 class InputFilesFromGlob(beam.PTransform):
@@ -142,6 +151,8 @@ class InputFilesFromGlob(beam.PTransform):
         self.pattern, self.source = pattern, source
 
     def expand(self, pipeline):
-        return (pipeline
-                | "Glob" >> beam.Create([self.pattern])
-                | "ListInputFiles" >> beam.ParDo(ListInputFilesFn(self.source)))
+        return (
+            pipeline
+            | "Glob" >> beam.Create([self.pattern])
+            | "ListInputFiles" >> beam.ParDo(ListInputFilesFn(self.source))
+        )

@@ -5,6 +5,7 @@ All staged files go to one key, so one landing runs at a time (one committer, as
 writer, and BigQuery scripts on the same tables would conflict). A window lands when the watermark passes its end;
 files of a late pane land as another run.
 """
+
 from __future__ import annotations
 
 import logging
@@ -54,11 +55,14 @@ class LandWindowFn(beam.DoFn):
     def __init__(self, settings: LandingSettings):
         self.settings = settings
         self.landings = Metrics.counter(METRICS_NAMESPACE, "landings")
-        self.files = {status: Metrics.counter(METRICS_NAMESPACE, f"files_{status}")
-                      for status in ("landed", "duplicate", "unreadable")}
+        self.files = {
+            status: Metrics.counter(METRICS_NAMESPACE, f"files_{status}")
+            for status in ("landed", "duplicate", "unreadable")
+        }
 
-    def process(self, element: tuple[str, Iterable[tuple[str, str]]],
-                window=beam.DoFn.WindowParam) -> Iterator[dict[str, Any]]:
+    def process(
+        self, element: tuple[str, Iterable[tuple[str, str]]], window=beam.DoFn.WindowParam
+    ) -> Iterator[dict[str, Any]]:
         s = self.settings
         batch = StagedBatch.of(window_folder(s.staging_dir, window), element[1])
         with recorded_run(s.sink, s.mode, s.sources, s.inputs, s.runner) as run:
@@ -67,9 +71,14 @@ class LandWindowFn(beam.DoFn):
         self.landings.inc()
         for status, n in statuses.items():
             self.files[status].inc(n)
-        summary = {"run_id": run.run_id, "staging": batch.staging_dir, "files": dict(statuses),
-                   "records_in": run.counts.records_in, "patients_landed": run.counts.patients_landed,
-                   "expectations_failed": sum(not r["success"] for r in run.validation_rows)}
+        summary = {
+            "run_id": run.run_id,
+            "staging": batch.staging_dir,
+            "files": dict(statuses),
+            "records_in": run.counts.records_in,
+            "patients_landed": run.counts.patients_landed,
+            "expectations_failed": sum(not r["success"] for r in run.validation_rows),
+        }
         log.info("landed %s", summary)  # counts and names only, never patient data
         yield summary
 
@@ -82,7 +91,9 @@ class LandWindows(beam.PTransform):
         self.settings = settings
 
     def expand(self, staged):
-        return (staged
-                | "ToCommitter" >> beam.WithKeys(COMMITTER_KEY)
-                | "GatherWindow" >> beam.GroupByKey()
-                | "Land" >> beam.ParDo(LandWindowFn(self.settings)))
+        return (
+            staged
+            | "ToCommitter" >> beam.WithKeys(COMMITTER_KEY)
+            | "GatherWindow" >> beam.GroupByKey()
+            | "Land" >> beam.ParDo(LandWindowFn(self.settings))
+        )

@@ -1,5 +1,6 @@
 """Beam options given on a command line (`demographics run`, `python -m pipelines.beam.dataflow`): checked before
 anything runs, so that a typo is a one-line usage error rather than an option Beam silently discards."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence

@@ -5,6 +5,7 @@ Elements are chunks of rows, never single records: the local runners pay per ele
 records costs 4x (../shared/notes/toolchain.md section 7). Only file names and byte ranges are shuffled, so that
 `--direct_num_workers=2` (or Dataflow's workers) share even a single large file.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -137,8 +138,14 @@ class _TaskOutput:
             self.deletions.append(record)
             self.counts["deletions"] += 1
         elif isinstance(record, FeedObservation):
-            self.observations.append({"source": self.ctx.source, "patient_key": record.patient_key,
-                                      "resource": record.resource, "input_file": self.ctx.input_file})
+            self.observations.append(
+                {
+                    "source": self.ctx.source,
+                    "patient_key": record.patient_key,
+                    "resource": record.resource,
+                    "input_file": self.ctx.input_file,
+                }
+            )
 
     def full(self) -> bool:
         return max(len(self.patients), len(self.rejected), len(self.deletions)) >= self.chunk_rows
@@ -159,16 +166,23 @@ class _TaskOutput:
             self.observations = []
 
     def stats(self, reader: FileReader | None) -> dict[str, Any]:
-        return {"input_file": self.file.name, "path": path_token(self.file.path), "source": self.file.source,
-                "order": self.file.order, "generation": self.file.generation,
-                "arrived_at": self.file.arrived_at.isoformat() if self.file.arrived_at else None,
-                "part": self.task.part,
-                "parts": self.task.parts, "range_sha256": reader.content_sha256 if reader else None,
-                "raw_bytes": reader.raw_bytes if reader else None,
-                "records_in": sum(self.counts.values()), **{k: self.counts[k] for k in (
-                    "patients_landed", "rejected", "other_resources", "deletions")},
-                "rejected_by_reason": dict(self.rejected_by_reason), "other_by_type": dict(self.other_by_type),
-                "patients_by_category": dict(self.categories)}
+        return {
+            "input_file": self.file.name,
+            "path": path_token(self.file.path),
+            "source": self.file.source,
+            "order": self.file.order,
+            "generation": self.file.generation,
+            "arrived_at": self.file.arrived_at.isoformat() if self.file.arrived_at else None,
+            "part": self.task.part,
+            "parts": self.task.parts,
+            "range_sha256": reader.content_sha256 if reader else None,
+            "raw_bytes": reader.raw_bytes if reader else None,
+            "records_in": sum(self.counts.values()),
+            **{k: self.counts[k] for k in ("patients_landed", "rejected", "other_resources", "deletions")},
+            "rejected_by_reason": dict(self.rejected_by_reason),
+            "other_by_type": dict(self.other_by_type),
+            "patients_by_category": dict(self.categories),
+        }
 
 
 class ReadTaskFn(beam.DoFn):
@@ -195,15 +209,21 @@ class ReadTaskFn(beam.DoFn):
         now = time.monotonic()
         if force or now - self.progress_sent >= PROGRESS_SECONDS:
             self.progress_sent = now
-            yield beam.pvalue.TaggedOutput(PROGRESS, {"task": self.progress_key,
-                                                      "records": self.done_records + records,
-                                                      "raw_bytes": self.done_bytes + raw_bytes})
+            yield beam.pvalue.TaggedOutput(
+                PROGRESS,
+                {
+                    "task": self.progress_key,
+                    "records": self.done_records + records,
+                    "raw_bytes": self.done_bytes + raw_bytes,
+                },
+            )
 
     def process(self, element: tuple[InputFile, ReadTask]) -> Iterator[Any]:
         file, task = element
         s = self.settings
-        ctx = RowContext(file.source, file.name, s.ingested_at or dt.datetime.now(dt.UTC), s.run_id,
-                         file.order, s.strict_fhir)
+        ctx = RowContext(
+            file.source, file.name, s.ingested_at or dt.datetime.now(dt.UTC), s.run_id, file.order, s.strict_fhir
+        )
         out = _TaskOutput(file, task, ctx, self.memo, s.chunk_rows)
         reader = None
         try:
@@ -246,9 +266,13 @@ class ReadFhirFiles(beam.PTransform):
         self.settings = settings
 
     def expand(self, files):
-        return (files
-                | "PlanReads" >> beam.ParDo(PlanReadsFn(self.settings))
-                # Spread (file, range) pairs over workers; records themselves are never shuffled.
-                | "SpreadTasks" >> beam.Reshuffle()
-                | "ReadAndNormalize" >> beam.ParDo(ReadTaskFn(self.settings)).with_outputs(
-                    REJECTED, DELETED, OBSERVATIONS, STATS, PROGRESS, main=PATIENTS))
+        return (
+            files
+            | "PlanReads" >> beam.ParDo(PlanReadsFn(self.settings))
+            # Spread (file, range) pairs over workers; records themselves are never shuffled.
+            | "SpreadTasks" >> beam.Reshuffle()
+            | "ReadAndNormalize"
+            >> beam.ParDo(ReadTaskFn(self.settings)).with_outputs(
+                REJECTED, DELETED, OBSERVATIONS, STATS, PROGRESS, main=PATIENTS
+            )
+        )

@@ -9,6 +9,7 @@ A streaming job stages each window in its own folder (`<staging>/<window start>-
 lands it on its own: the writers emit `(kind, path)` of every file they wrote, in the window of its rows, so that
 the landing step sees exactly the files of the bundles that succeeded (a retried bundle's orphans are never read).
 """
+
 from __future__ import annotations
 
 import json
@@ -142,10 +143,14 @@ class WriteStaged(beam.PTransform):
         self.staging_dir, self.progress = staging_dir, progress
 
     def expand(self, outputs):
-        written = [outputs[kind] | f"Write_{kind}" >> beam.ParDo(WriteStagedTablesFn(self.staging_dir, kind))
-                   for kind in TABLE_KINDS]
-        written += [outputs[kind] | f"Write_{kind}" >> beam.ParDo(WriteStagedRecordsFn(self.staging_dir, kind))
-                    for kind in RECORD_KINDS]
+        written = [
+            outputs[kind] | f"Write_{kind}" >> beam.ParDo(WriteStagedTablesFn(self.staging_dir, kind))
+            for kind in TABLE_KINDS
+        ]
+        written += [
+            outputs[kind] | f"Write_{kind}" >> beam.ParDo(WriteStagedRecordsFn(self.staging_dir, kind))
+            for kind in RECORD_KINDS
+        ]
         if self.progress:
             outputs[PROGRESS] | "WriteProgress" >> beam.ParDo(WriteProgressFn(self.staging_dir))
         return tuple(written) | "StagedFiles" >> beam.Flatten()

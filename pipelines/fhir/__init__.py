@@ -1,4 +1,5 @@
 """Reading FHIR files (pure: no Beam): every input shape of the contract, into resources and dead letters."""
+
 from pipelines.fhir.reader import (
     FileContents,
     FoundPatient,

@@ -5,6 +5,7 @@ different workers land each line exactly once. Every line is known by the offset
 (decompressed) content, which does not depend on how the file was split. The raw bytes of the range are hashed
 as they are read (the ledger's content hash), and the whole range is hashed even when reading stops early.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -77,8 +78,11 @@ class RawRange:
         begin = max(self.position, self.hashed_to)
         stop = self.position + len(data) if self.end is None else min(self.position + len(data), self.end)
         if stop > begin:
-            part = data[begin - self.position:stop - self.position] if (begin, stop) != (
-                self.position, self.position + len(data)) else data
+            part = (
+                data[begin - self.position : stop - self.position]
+                if (begin, stop) != (self.position, self.position + len(data))
+                else data
+            )
             self.digest.update(part)
             self.hashed_to = stop
 
@@ -187,8 +191,9 @@ def split_lines(blocks: Iterator[bytes], first_offset: int, max_line: int, head_
     while line := readline(max_line + 1):
         length = len(line)
         if line[-1] == 10:  # a whole line
-            yield Line(offset, line[:-1], length) if length <= max_line else Line(offset, None, length,
-                                                                                 line[:head_bytes])
+            yield (
+                Line(offset, line[:-1], length) if length <= max_line else Line(offset, None, length, line[:head_bytes])
+            )
         elif length <= max_line:  # the last line, with no newline: the end of the stream, or damage
             yield Line(offset, line, length, truncated=source.error is not None)
         else:  # longer than the limit: read to its end without keeping it

@@ -1,5 +1,6 @@
 """Divides input files into read tasks: a large plain NDJSON file becomes line-aligned byte ranges that workers
 read in parallel; gzip (a stream that cannot be entered in the middle) and single JSON documents are one task."""
+
 from __future__ import annotations
 
 import hashlib
@@ -45,8 +46,9 @@ def starts_with_json_line(raw: IO[bytes], limits: ReadLimits) -> bool:
     return False
 
 
-def plan_reads(raw: IO[bytes], path: str, size: int, limits: ReadLimits = ReadLimits(),
-               split_bytes: int = SPLIT_BYTES) -> list[ReadTask]:
+def plan_reads(
+    raw: IO[bytes], path: str, size: int, limits: ReadLimits = ReadLimits(), split_bytes: int = SPLIT_BYTES
+) -> list[ReadTask]:
     """The read tasks of one file (`raw` is positioned at 0 and may be consumed)."""
     if size <= split_bytes or raw.read(2) == GZIP_MAGIC:
         return [ReadTask(path)]

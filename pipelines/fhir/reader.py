@@ -5,6 +5,7 @@ parsed whole, is bounded by `ReadLimits.max_document_bytes`. A truncated or corr
 its position; everything before it is kept. Positions: `byte N` is the offset of an NDJSON line in the
 (decompressed) content, `entry[i]` / `parameter[i].part[j]` the path inside a document, `file` the whole file.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -57,9 +58,16 @@ class FileReader:
     were read (the ledger's hash), and `lines`/`raw_position` tell how far it got (progress).
     """
 
-    def __init__(self, raw: IO[bytes], name: str, limits: ReadLimits = ReadLimits(),
-                 is_demographic_observation: Callable[[dict], bool] = _never, start: int = 0, end: int | None = None,
-                 keep: Callable[[dict], bool] | None = None):
+    def __init__(
+        self,
+        raw: IO[bytes],
+        name: str,
+        limits: ReadLimits = ReadLimits(),
+        is_demographic_observation: Callable[[dict], bool] = _never,
+        start: int = 0,
+        end: int | None = None,
+        keep: Callable[[dict], bool] | None = None,
+    ):
         self.name, self.limits, self.start, self.end = name, limits, start, end
         self.source = RawRange(raw, start, end)
         self.content_position = start  # offset in the (decompressed) content after the last line read
@@ -88,8 +96,9 @@ class FileReader:
         except (GzipDamaged, InputLimitExceeded) as err:
             yield from self._damaged(err)
         except OSError as err:
-            yield Rejection(f"byte {self.raw_position}", R.UNREADABLE_FILE,
-                            f"{type(err).__name__}: {err.strerror or err}", "")
+            yield Rejection(
+                f"byte {self.raw_position}", R.UNREADABLE_FILE, f"{type(err).__name__}: {err.strerror or err}", ""
+            )
         finally:
             with contextlib.suppress(OSError):
                 self.source.drain()
@@ -107,8 +116,12 @@ class FileReader:
     def _lines(self, continuation: bool = False) -> Iterator[Line]:
         if continuation:  # a later range: the line that straddles `start` belongs to the range before
             self.source.seek_back_one()
-            lines = split_lines(plain_blocks(self.source, self.limits.max_expanded_bytes), self.start - 1,
-                                self.limits.max_document_bytes, 1 << 16)
+            lines = split_lines(
+                plain_blocks(self.source, self.limits.max_expanded_bytes),
+                self.start - 1,
+                self.limits.max_document_bytes,
+                1 << 16,
+            )
             next(lines, None)
             return lines
         return split_lines(self._blocks(), 0, self.limits.max_document_bytes, 1 << 16)
@@ -119,7 +132,7 @@ class FileReader:
         try:
             for line in lines:
                 if line.offset == 0 and line.data is not None and line.data.startswith(UTF8_BOM):
-                    line.data = line.data[len(UTF8_BOM):]
+                    line.data = line.data[len(UTF8_BOM) :]
                 if line.data is None or line.data.strip():
                     head.append(line)
                     if len(head) == 2 or not _shape_needs_second_line(head[0]):
@@ -158,12 +171,17 @@ class FileReader:
         position = f"byte {line.offset}"
         self.content_position = line.offset + line.length
         if line.data is None:
-            yield Rejection(position, R.RECORD_TOO_LARGE, f"a line of {line.length} bytes, more than the limit of "
-                            f"{self.limits.max_document_bytes}", raw_text(line.head))
+            yield Rejection(
+                position,
+                R.RECORD_TOO_LARGE,
+                f"a line of {line.length} bytes, more than the limit of {self.limits.max_document_bytes}",
+                raw_text(line.head),
+            )
             return
         if line.truncated:
-            yield Rejection(position, R.INVALID_JSON, "a truncated line at the end of damaged data",
-                            raw_text(line.data))
+            yield Rejection(
+                position, R.INVALID_JSON, "a truncated line at the end of damaged data", raw_text(line.data)
+            )
             return
         if not line.data.strip():
             return
@@ -190,8 +208,12 @@ class FileReader:
             for line in itertools.chain(head, lines):
                 size += line.length
                 if line.data is None or size > limit:
-                    yield Rejection("file", R.DOCUMENT_TOO_LARGE, f"a JSON document of more than {limit} bytes (the "
-                                    "limit; see --max-document-mb)", raw_text(head[0].data or head[0].head))
+                    yield Rejection(
+                        "file",
+                        R.DOCUMENT_TOO_LARGE,
+                        f"a JSON document of more than {limit} bytes (the limit; see --max-document-mb)",
+                        raw_text(head[0].data or head[0].head),
+                    )
                     return
                 parts.append(line.data)
         except (GzipDamaged, InputLimitExceeded) as err:
@@ -218,8 +240,9 @@ def parse_json(data: bytes, position: str, what: str) -> Any:
         return Rejection(position, R.INVALID_JSON, f"{what}: {err}", raw_text(data))
     # Only a text with that many brackets can be that deep: the common record skips the check.
     if data.count(b"[") + data.count(b"{") > MAX_JSON_DEPTH and not _writable(value):
-        return Rejection(position, R.NESTING_TOO_DEEP, f"JSON nested more than {MAX_JSON_DEPTH} levels deep",
-                         raw_text(data))
+        return Rejection(
+            position, R.NESTING_TOO_DEEP, f"JSON nested more than {MAX_JSON_DEPTH} levels deep", raw_text(data)
+        )
     return value
 
 
@@ -267,8 +290,7 @@ class FileContents:
 
     @property
     def records_in(self) -> int:
-        return (len(self.patients) + len(self.rejections) + len(self.deletions)
-                + sum(self.other_resources.values()))
+        return len(self.patients) + len(self.rejections) + len(self.deletions) + sum(self.other_resources.values())
 
 
 def collect(reader: FileReader) -> FileContents:
@@ -288,13 +310,18 @@ def collect(reader: FileReader) -> FileContents:
     return out
 
 
-def read_fhir_bytes(data: bytes, name: str = "", limits: ReadLimits = ReadLimits(),
-                    is_demographic_observation: Callable[[dict], bool] = _never) -> FileContents:
+def read_fhir_bytes(
+    data: bytes,
+    name: str = "",
+    limits: ReadLimits = ReadLimits(),
+    is_demographic_observation: Callable[[dict], bool] = _never,
+) -> FileContents:
     return collect(FileReader(io.BytesIO(data), name, limits, is_demographic_observation))
 
 
-def read_fhir_file(path: str, limits: ReadLimits = ReadLimits(),
-                   is_demographic_observation: Callable[[dict], bool] = _never) -> FileContents:
+def read_fhir_file(
+    path: str, limits: ReadLimits = ReadLimits(), is_demographic_observation: Callable[[dict], bool] = _never
+) -> FileContents:
     """Reads a whole local file (tests and small files)."""
     try:
         with open(path, "rb") as raw:

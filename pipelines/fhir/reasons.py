@@ -42,6 +42,6 @@ REJECT_REASONS: dict[str, str] = {
     DELETION_NOT_IDENTIFIED: "a DELETE whose request.url names no single resource (a conditional delete)",
     PATIENT_WITHOUT_ID: "a Patient with neither id nor the entry's fullUrl: it cannot be identified",
     NESTING_TOO_DEEP: "containers (Bundle, Parameters) nested deeper than the reader follows, or JSON nested more "
-                      "than 254 levels deep",
+    "than 254 levels deep",
     TOO_MANY_RECORDS: "a document holding more records than the limit (--max-records-per-document)",
 }

@@ -1,5 +1,6 @@
 """What the reader finds in a file: every record is exactly one of a Patient, a deletion, a dead letter or another
 resource, so that `records_in = patients + rejected + other_resources + deletions` holds by construction."""
+
 from __future__ import annotations
 
 import datetime as dt

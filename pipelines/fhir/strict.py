@@ -1,4 +1,5 @@
 """Strict FHIR R4B validation of a Patient, reported as element paths (never values): a warning, not a reject."""
+
 from __future__ import annotations
 
 import functools
@@ -21,8 +22,12 @@ def invalid_patient_elements(resource: Mapping[str, Any]) -> list[str]:
     except Exception:  # noqa: BLE001 - fhir.resources raises its own errors on some input (a contained resource of
         # an unknown or R5 type, a number in `photo.url`, a `resourceType` inside an element): each element alone
         # then says where
-        paths = {path for name, value in resource.items() if name != "resourceType"
-                 for path in _element_failed_paths(name, value)}
+        paths = {
+            path
+            for name, value in resource.items()
+            if name != "resourceType"
+            for path in _element_failed_paths(name, value)
+        }
         return sorted(paths) or ["(resource)"]
 
 

@@ -5,6 +5,7 @@ Containers are walked, never counted: Bundle entries (any Bundle type, nested Bu
 `$member-match` wrap Patients and Bundles this way). A Bundle entry whose `request.method` is DELETE is a
 deletion. `contained[]` resources are not independently identifiable and are deliberately not landed.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -85,8 +86,12 @@ class DocumentWalker:
     """Finds the records of one document; `walk` returns them in document order, Patients last (after their
     Observations of the same document were matched to them)."""
 
-    def __init__(self, is_demographic_observation: Callable[[dict], bool], max_records: int,
-                 keep: Callable[[dict], bool] | None = None):
+    def __init__(
+        self,
+        is_demographic_observation: Callable[[dict], bool],
+        max_records: int,
+        keep: Callable[[dict], bool] | None = None,
+    ):
         self.is_demographic_observation = is_demographic_observation
         self.max_records = max_records
         self.keep = keep
@@ -100,9 +105,14 @@ class DocumentWalker:
         try:
             self._visit(value, position, None, 0)
         except TooManyRecords:
-            self.events.append(Rejection(position or "document", R.TOO_MANY_RECORDS,
-                                         f"the document holds more than {self.max_records} records: the rest of it "
-                                         "was not read", ""))
+            self.events.append(
+                Rejection(
+                    position or "document",
+                    R.TOO_MANY_RECORDS,
+                    f"the document holds more than {self.max_records} records: the rest of it was not read",
+                    "",
+                )
+            )
         self._match_observations()
         self.events.extend(self.patients)
         return self.events
@@ -143,8 +153,13 @@ class DocumentWalker:
             self._visit_patient(value, position, full_url)
         elif resource_type in ("Bundle", "Parameters"):
             if depth >= MAX_CONTAINER_DEPTH:
-                self._reject(position, R.NESTING_TOO_DEEP, f"containers nested more than {MAX_CONTAINER_DEPTH} deep",
-                             value, resource_type)
+                self._reject(
+                    position,
+                    R.NESTING_TOO_DEEP,
+                    f"containers nested more than {MAX_CONTAINER_DEPTH} deep",
+                    value,
+                    resource_type,
+                )
             elif resource_type == "Bundle":
                 self._visit_bundle(value, position, depth)
             else:
@@ -180,12 +195,17 @@ class DocumentWalker:
                 continue
             self._visit(resource, entry_position, _non_empty_string(entry.get("fullUrl")), depth + 1)
 
-    def _visit_deletion(self, entry: dict[str, Any], request: dict[str, Any], bundle: dict[str, Any],
-                        position: str) -> None:
+    def _visit_deletion(
+        self, entry: dict[str, Any], request: dict[str, Any], bundle: dict[str, Any], position: str
+    ) -> None:
         target = deletion_target(request.get("url"))
         if target is None:
-            self._reject(position, R.DELETION_NOT_IDENTIFIED,
-                         "a DELETE whose request.url names no single resource (a conditional delete?)", entry)
+            self._reject(
+                position,
+                R.DELETION_NOT_IDENTIFIED,
+                "a DELETE whose request.url names no single resource (a conditional delete?)",
+                entry,
+            )
             return
         resource_type, key = target
         if resource_type != "Patient":
@@ -197,8 +217,7 @@ class DocumentWalker:
     def _visit_parameters(self, parameters: dict[str, Any], position: str, depth: int) -> None:
         items = parameters.get("parameter")
         if items is not None and not isinstance(items, list):
-            self._reject(position, R.INVALID_PARAMETERS, "Parameters.parameter is not a list", parameters,
-                         "Parameters")
+            self._reject(position, R.INVALID_PARAMETERS, "Parameters.parameter is not a list", parameters, "Parameters")
             return
         prefix = f"{position} " if position else ""
         if not self._visit_parameter_list(items or [], f"{prefix}parameter", depth):
@@ -222,8 +241,13 @@ class DocumentWalker:
             if not isinstance(parts, list):
                 self._reject(position, R.PARAMETER_INVALID, "the parameter's part is not a list", item)
             elif depth + 1 >= MAX_CONTAINER_DEPTH:
-                self._reject(position, R.NESTING_TOO_DEEP, f"containers nested more than {MAX_CONTAINER_DEPTH} deep",
-                             item, "Parameters")
+                self._reject(
+                    position,
+                    R.NESTING_TOO_DEEP,
+                    f"containers nested more than {MAX_CONTAINER_DEPTH} deep",
+                    item,
+                    "Parameters",
+                )
             else:
                 held += self._visit_parameter_list(parts, f"{position}.part", depth + 1)
         return held
@@ -232,21 +256,26 @@ class DocumentWalker:
         patient_id = resource.get("id")
         key = _non_empty_string(patient_id) if isinstance(patient_id, str) else None
         if key is None and full_url is None:
-            self._reject(position, R.PATIENT_WITHOUT_ID, "the Patient has neither id nor a fullUrl", resource,
-                         "Patient")
+            self._reject(
+                position, R.PATIENT_WITHOUT_ID, "the Patient has neither id nor a fullUrl", resource, "Patient"
+            )
             return
         self._record()
         ordinal = self.base_ordinal + len(self.patients) + 1
-        self.patients.append(FoundPatient(position or "document", key or full_url, key is None, resource, full_url,
-                                          ordinal=ordinal))
+        self.patients.append(
+            FoundPatient(position or "document", key or full_url, key is None, resource, full_url, ordinal=ordinal)
+        )
 
 
 def deletion_time(entry: dict[str, Any], bundle: dict[str, Any]) -> dt.datetime | None:
     """The entry's `response.lastModified`, else the Bundle's `timestamp` or `meta.lastUpdated` (contract 2)."""
     response = entry.get("response")
     meta = bundle.get("meta")
-    for value in (response.get("lastModified") if isinstance(response, dict) else None, bundle.get("timestamp"),
-                  meta.get("lastUpdated") if isinstance(meta, dict) else None):
+    for value in (
+        response.get("lastModified") if isinstance(response, dict) else None,
+        bundle.get("timestamp"),
+        meta.get("lastUpdated") if isinstance(meta, dict) else None,
+    ):
         found = parse_instant(value)
         if found is not None:
             return found

@@ -1,5 +1,6 @@
 """Which files a batch reads: every regular file under the given files and folders, listed (never globbed), in a
 stable order. What cannot be listed or must not be followed becomes a dead letter, never a silent skip."""
+
 from __future__ import annotations
 
 import contextlib
@@ -44,8 +45,9 @@ def _inside(path: str, roots: Sequence[str]) -> bool:
     return any(real == root or real.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
 
 
-def _walk(folder: str, source: str, roots: Sequence[str], follow_symlinks: bool, out: ListedInputs,
-          visited: set[str]) -> Iterator[tuple[str, os.stat_result]]:
+def _walk(
+    folder: str, source: str, roots: Sequence[str], follow_symlinks: bool, out: ListedInputs, visited: set[str]
+) -> Iterator[tuple[str, os.stat_result]]:
     """Regular files under a folder (recursive, sorted by name), hidden and partial names skipped; a folder
     reached twice (a symbolic link loop) is read once."""
     real = os.path.realpath(folder)
@@ -55,24 +57,45 @@ def _walk(folder: str, source: str, roots: Sequence[str], follow_symlinks: bool,
     try:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
     except OSError as err:
-        out.rejections.append((source, display_path(folder), Rejection(
-            "directory", R.UNREADABLE_DIRECTORY, f"the folder cannot be listed: {err.strerror or err}", "")))
+        out.rejections.append(
+            (
+                source,
+                display_path(folder),
+                Rejection(
+                    "directory", R.UNREADABLE_DIRECTORY, f"the folder cannot be listed: {err.strerror or err}", ""
+                ),
+            )
+        )
         return
     for entry in entries:
         if is_ignored_name(entry.name):
             continue
         path = os.path.abspath(entry.path)
         if entry.is_symlink() and not follow_symlinks and not _inside(path, roots):
-            out.rejections.append((source, display_path(path), Rejection(
-                "file", R.SYMLINK_OUTSIDE_INPUT, "a symbolic link to a place outside the given inputs (not followed; "
-                "see --follow-symlinks)", "")))
+            out.rejections.append(
+                (
+                    source,
+                    display_path(path),
+                    Rejection(
+                        "file",
+                        R.SYMLINK_OUTSIDE_INPUT,
+                        "a symbolic link to a place outside the given inputs (not followed; see --follow-symlinks)",
+                        "",
+                    ),
+                )
+            )
             continue
         try:
             st = os.stat(path)
         except OSError as err:
             # a dangling link or a loop: the reader would fail the same way; say so here
-            out.rejections.append((source, display_path(path), Rejection(
-                "file", R.UNREADABLE_FILE, f"{type(err).__name__}: {err.strerror or err}", "")))
+            out.rejections.append(
+                (
+                    source,
+                    display_path(path),
+                    Rejection("file", R.UNREADABLE_FILE, f"{type(err).__name__}: {err.strerror or err}", ""),
+                )
+            )
             continue
         if stat.S_ISDIR(st.st_mode):
             yield from _walk(path, source, roots, follow_symlinks, out, visited)

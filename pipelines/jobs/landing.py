@@ -3,6 +3,7 @@ files), then in one step of the warehouse sink: match Observations, commit, expo
 (`runs`) around it. The Dataflow job runs the same read and staging transforms and lands each window with
 `land_staged` and `recorded_run` (pipelines/beam/landing.py).
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -93,8 +94,7 @@ class Run:
 
 
 @contextmanager
-def recorded_run(sink: Sink, mode: str, sources: Sequence[str], inputs: Sequence[str],
-                 runner: str) -> Iterator[Run]:
+def recorded_run(sink: Sink, mode: str, sources: Sequence[str], inputs: Sequence[str], runner: str) -> Iterator[Run]:
     """Records the run in `runs`: running, then succeeded / unreconciled / stopped, failed or interrupted."""
     started_at = dt.datetime.now(dt.UTC)
     run = Run(new_run_id(started_at), mode, started_at)
@@ -134,8 +134,14 @@ class ProgressLine:
     def summary(self, counts: RunCounts, raw_bytes: int) -> None:
         """The read stage's last line, from the exact counts of the batch."""
         elapsed = max(time.monotonic() - self.started, 1e-6)
-        log.info("read %s MB: %s records in %.1f s (%s records/s, %.1f MB/s)", f"{raw_bytes / 1e6:,.1f}",
-                 f"{counts.records_in:,}", elapsed, f"{counts.records_in / elapsed:,.0f}", raw_bytes / 1e6 / elapsed)
+        log.info(
+            "read %s MB: %s records in %.1f s (%s records/s, %.1f MB/s)",
+            f"{raw_bytes / 1e6:,.1f}",
+            f"{counts.records_in:,}",
+            elapsed,
+            f"{counts.records_in / elapsed:,.0f}",
+            raw_bytes / 1e6 / elapsed,
+        )
 
     def line(self) -> str | None:
         records, done = progress_of(self.staging_dir)
@@ -245,13 +251,21 @@ def parallel_by_default(beam_args: Sequence[str], total_bytes: int) -> list[str]
     runner = ensure_runner(args)
     if not chosen and runner == DEFAULT_RUNNER and cores > 1 and total_bytes >= AUTO_PARALLEL_BYTES:
         args += ["--direct_running_mode=multi_processing", f"--direct_num_workers={cores}"]
-        log.info("%s MB of input: reading with %d worker processes (--direct_num_workers=1 for one)",
-                 f"{total_bytes / 1e6:,.0f}", cores)
+        log.info(
+            "%s MB of input: reading with %d worker processes (--direct_num_workers=1 for one)",
+            f"{total_bytes / 1e6:,.0f}",
+            cores,
+        )
     return args
 
 
-def _run_beam(files: Sequence[InputFile], staging_dir: str, settings: ReadSettings, beam_args: Sequence[str],
-              interruptible: bool = True) -> None:
+def _run_beam(
+    files: Sequence[InputFile],
+    staging_dir: str,
+    settings: ReadSettings,
+    beam_args: Sequence[str],
+    interruptible: bool = True,
+) -> None:
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
@@ -260,9 +274,7 @@ def _run_beam(files: Sequence[InputFile], staging_dir: str, settings: ReadSettin
 
     args = parallel_by_default(beam_args, sum(_size(f.path) for f in files))
     pipeline = beam.Pipeline(options=PipelineOptions(args))
-    outputs = (pipeline
-               | "ListInputFiles" >> beam.Create(list(files))
-               | "ReadFhirFiles" >> ReadFhirFiles(settings))
+    outputs = pipeline | "ListInputFiles" >> beam.Create(list(files)) | "ReadFhirFiles" >> ReadFhirFiles(settings)
     staged_outputs(outputs) | "WriteStaged" >> WriteStaged(staging_dir)
     with _interruptible(interruptible), _workers_quiet():
         state = pipeline.run().wait_until_finish()
@@ -270,8 +282,13 @@ def _run_beam(files: Sequence[InputFile], staging_dir: str, settings: ReadSettin
         raise RuntimeError(f"the Beam pipeline ended in state {state}")
 
 
-def _stage_listing_rejects(rejects: Sequence[tuple[str, str, Rejection]], staging_dir: str, run_id: str,
-                           ingested_at: dt.datetime, counts: RunCounts) -> None:
+def _stage_listing_rejects(
+    rejects: Sequence[tuple[str, str, Rejection]],
+    staging_dir: str,
+    run_id: str,
+    ingested_at: dt.datetime,
+    counts: RunCounts,
+) -> None:
     """Dead letters found while listing the inputs (a folder that cannot be listed, a link leaving the inputs)."""
     if not rejects:
         return
@@ -283,9 +300,15 @@ def _stage_listing_rejects(rejects: Sequence[tuple[str, str, Rejection]], stagin
         counts.add_task_stats({"records_in": 1, "rejected": 1, "rejected_by_reason": {r.reason: 1}})
 
 
-def land_files(files: Sequence[InputFile], run: Run, opts: LandingOptions, ingested_at: dt.datetime,
-               duplicates_land_nothing: bool = False, listing_rejects: Sequence[tuple[str, str, Rejection]] = (),
-               interruptible: bool = True) -> Landed:
+def land_files(
+    files: Sequence[InputFile],
+    run: Run,
+    opts: LandingOptions,
+    ingested_at: dt.datetime,
+    duplicates_land_nothing: bool = False,
+    listing_rejects: Sequence[tuple[str, str, Rejection]] = (),
+    interruptible: bool = True,
+) -> Landed:
     """Reads, normalizes and lands one batch of files; adds its counts to the run only once it has landed."""
     staging_dir = str(staging_root(opts.warehouse) / run.run_id / ingested_at.strftime("%H%M%S%f"))
     if opts.validation is not None and files:
@@ -310,12 +333,19 @@ def land_files(files: Sequence[InputFile], run: Run, opts: LandingOptions, inges
         _remove_empty_parents(Path(staging_dir), staging_root(opts.warehouse))
 
 
-def land_staged(sink: Sink, batch: StagedBatch, run: Run, policy: Policy | None, duplicates_land_nothing: bool,
-                validation: ValidationConfig | None) -> Landed:
+def land_staged(
+    sink: Sink,
+    batch: StagedBatch,
+    run: Run,
+    policy: Policy | None,
+    duplicates_land_nothing: bool,
+    validation: ValidationConfig | None,
+) -> Landed:
     """The landing half of the sequence (match, commit, export, validate), after staging; adds the batch's counts
     to the run only once it has landed."""
-    landed = sink.land(batch, run.run_id, dt.datetime.now(dt.UTC), policy or load_policy(),
-                       duplicates_land_nothing, validation)
+    landed = sink.land(
+        batch, run.run_id, dt.datetime.now(dt.UTC), policy or load_policy(), duplicates_land_nothing, validation
+    )
     run.counts.merge(landed.counts)
     run.validation_rows += landed.validation_rows
     if landed.export_error:

@@ -1,4 +1,5 @@
 """`demographics run`: list the inputs, land them in one batch, summarize."""
+
 from __future__ import annotations
 
 import logging
@@ -12,13 +13,15 @@ from pipelines.jobs.landing import LandingOptions, Run, ensure_runner, land_file
 log = logging.getLogger(__name__)
 
 
-def run_batch(inputs: Sequence[str], opts: LandingOptions, source: str | None = None,
-              follow_symlinks: bool = False) -> tuple[Run, list[str]]:
+def run_batch(
+    inputs: Sequence[str], opts: LandingOptions, source: str | None = None, follow_symlinks: bool = False
+) -> tuple[Run, list[str]]:
     """Lands every file under `inputs`; returns the run and its sources. Bad records become dead letters; only bad
     usage raises UsageError."""
     listed = list_inputs(inputs, source, follow_symlinks)
-    sources = sorted({f.source for f in listed.files} | {s for s, _, _ in listed.rejections}
-                     or ({source} if source else set()))
+    sources = sorted(
+        {f.source for f in listed.files} | {s for s, _, _ in listed.rejections} or ({source} if source else set())
+    )
     beam_args = list(opts.beam_args)
     runner = ensure_runner(beam_args)
     opts = replace(opts, beam_args=tuple(beam_args))
@@ -45,8 +48,11 @@ def summary_lines(run: Run, opts: LandingOptions, sources: Sequence[str]) -> lis
         ("  other resources", c.other_resources),
         ("  deletions", c.deletions),
         ("reconciles", "yes" if c.reconciles else "NO"),
-        ("distinct patients", f"{c.patients_inserted} inserted, {c.patients_updated} updated, "
-                              f"{c.patients_unchanged} unchanged, {c.patients_deleted} deleted"),
+        (
+            "distinct patients",
+            f"{c.patients_inserted} inserted, {c.patients_updated} updated, "
+            f"{c.patients_unchanged} unchanged, {c.patients_deleted} deleted",
+        ),
     ]
     rows += [(f"  rejected: {reason}", n) for reason, n in sorted(c.rejected_by_reason.items())]
     if run.validation_rows:

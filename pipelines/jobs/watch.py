@@ -10,6 +10,7 @@ Why a poll loop rather than a Beam streaming source: on the local runners `filei
 files and `PeriodicImpulse` busy-waits a core and holds windowed output until it stops
 (../shared/notes/toolchain.md section 2). On Dataflow the same read transforms run behind Pub/Sub notifications.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -34,11 +35,45 @@ log = logging.getLogger(__name__)
 
 # Folder names that say nothing about the feed: two exchanges dropping into folders of the same generic name must
 # not merge into one source (contract section 1).
-GENERIC_FOLDER_NAMES = frozenset({
-    "in", "input", "inputs", "inbox", "incoming", "drop", "drops", "dropbox", "data", "tmp", "temp", "feed", "feeds",
-    "upload", "uploads", "files", "export", "exports", "import", "imports", "landing", "new", "out", "output",
-    "staging", "spool", "queue", "sftp", "ftp", "share", "shared", "download", "downloads", "raw", "source",
-})
+GENERIC_FOLDER_NAMES = frozenset(
+    {
+        "in",
+        "input",
+        "inputs",
+        "inbox",
+        "incoming",
+        "drop",
+        "drops",
+        "dropbox",
+        "data",
+        "tmp",
+        "temp",
+        "feed",
+        "feeds",
+        "upload",
+        "uploads",
+        "files",
+        "export",
+        "exports",
+        "import",
+        "imports",
+        "landing",
+        "new",
+        "out",
+        "output",
+        "staging",
+        "spool",
+        "queue",
+        "sftp",
+        "ftp",
+        "share",
+        "shared",
+        "download",
+        "downloads",
+        "raw",
+        "source",
+    }
+)
 
 
 @dataclass
@@ -56,8 +91,10 @@ def default_source(folder: Path) -> str:
     """The folder's name, refused when it is generic."""
     name = folder.resolve().name
     if name.casefold() in GENERIC_FOLDER_NAMES:
-        raise UsageError(f"the folder name {name!r} says nothing about the feed: give --source NAME (two feeds "
-                         "dropping into folders of the same generic name must not merge into one source)")
+        raise UsageError(
+            f"the folder name {name!r} says nothing about the feed: give --source NAME (two feeds "
+            "dropping into folders of the same generic name must not merge into one source)"
+        )
     return name
 
 
@@ -80,9 +117,15 @@ def _arrival(path: str) -> dt.datetime | None:
 def load_state(opts: LandingOptions, source: str) -> WatchState:
     """Files already landed before a restart, recognized by path, size and arrival (no need to read them again)."""
     with opts.sink().connect() as con:
-        return WatchState(known_before=set(con.execute(
-            f"SELECT input_file, size_bytes, arrived_at FROM {LEDGER} WHERE source = ? AND status <> 'unreadable'",
-            [source]).fetchall()))
+        return WatchState(
+            known_before=set(
+                con.execute(
+                    f"SELECT input_file, size_bytes, arrived_at FROM {LEDGER} "
+                    "WHERE source = ? AND status <> 'unreadable'",
+                    [source],
+                ).fetchall()
+            )
+        )
 
 
 def _already_landed(state: WatchState, file: InputFile) -> bool:
@@ -92,8 +135,9 @@ def _already_landed(state: WatchState, file: InputFile) -> bool:
 
 def new_files(listed: ListedInputs, state: WatchState) -> list[InputFile]:
     """Files not decided yet, in arrival order (so that the later delivery of a Patient wins a tie)."""
-    fresh = [f for f in listed.files
-             if state.landed.get(f.path) != _signature(f.path) and not _already_landed(state, f)]
+    fresh = [
+        f for f in listed.files if state.landed.get(f.path) != _signature(f.path) and not _already_landed(state, f)
+    ]
     fresh.sort(key=lambda f: (_arrival(f.path) or dt.datetime.max.replace(tzinfo=dt.UTC), f.path))
     return [replace(f, order=i, arrived_at=_arrival(f.path)) for i, f in enumerate(fresh)]
 
@@ -104,8 +148,11 @@ def exclusive(folder: Path, warehouse: str) -> Iterator[None]:
     lock_file = f"{warehouse}.watch.lock"
     with ExitStack() as stack:
         for target, what in ((str(folder), f"folder {folder}"), (lock_file, f"warehouse {warehouse}")):
-            fd = os.open(target, os.O_RDONLY) if target == str(folder) else os.open(target, os.O_RDWR | os.O_CREAT,
-                                                                                    0o600)
+            fd = (
+                os.open(target, os.O_RDONLY)
+                if target == str(folder)
+                else os.open(target, os.O_RDWR | os.O_CREAT, 0o600)
+            )
             stack.callback(os.close, fd)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -146,8 +193,14 @@ class WatchResult:
     reason: str
 
 
-def watch(input_dir: str, opts: LandingOptions, source: str | None = None, poll_interval: float = 1.0,
-          stop_after: float | None = None, window_seconds: float = 60.0) -> WatchResult:
+def watch(
+    input_dir: str,
+    opts: LandingOptions,
+    source: str | None = None,
+    poll_interval: float = 1.0,
+    stop_after: float | None = None,
+    window_seconds: float = 60.0,
+) -> WatchResult:
     """Polls `input_dir` and lands new files until stopped (signal) or `stop_after` seconds have passed."""
     folder = Path(input_dir)
     if not folder.is_dir():
@@ -157,8 +210,11 @@ def watch(input_dir: str, opts: LandingOptions, source: str | None = None, poll_
     runner = ensure_runner(beam_args)
     landing_opts = replace(opts, beam_args=tuple(beam_args), validation=None)  # validated per window instead
     deadline = time.monotonic() + stop_after if stop_after is not None else None
-    with exclusive(folder, opts.warehouse), StopSignal() as stop, \
-            recorded_run(opts.sink(), "watch", [source], [str(folder.resolve())], runner) as run:
+    with (
+        exclusive(folder, opts.warehouse),
+        StopSignal() as stop,
+        recorded_run(opts.sink(), "watch", [source], [str(folder.resolve())], runner) as run,
+    ):
         state = load_state(opts, source)
         window_start = run.started_at
         log.info("watching %s (source %s) every %.1f s", folder, source, poll_interval)
@@ -183,8 +239,13 @@ def watch(input_dir: str, opts: LandingOptions, source: str | None = None, poll_
         reason = stop.reason or "stop-after"
         run.status = "stopped"
         run.messages.append(f"stopped by {reason}")
-    log.info("stopped (%s): %d files landed, %d duplicate deliveries, %d Patient records", reason,
-             state.files_landed, state.duplicates, run.counts.patients_landed)
+    log.info(
+        "stopped (%s): %d files landed, %d duplicate deliveries, %d Patient records",
+        reason,
+        state.files_landed,
+        state.duplicates,
+        run.counts.patients_landed,
+    )
     return WatchResult(run, state.files_landed, state.duplicates, reason)
 
 
@@ -197,8 +258,9 @@ def _poll_once(folder: Path, source: str, state: WatchState, run: Run, opts: Lan
     signatures = {f.path: _signature(f.path) for f in files}
     ingested_at = dt.datetime.now(dt.UTC)
     try:
-        landed = land_files(files, run, opts, ingested_at, duplicates_land_nothing=True, listing_rejects=rejects,
-                            interruptible=False)
+        landed = land_files(
+            files, run, opts, ingested_at, duplicates_land_nothing=True, listing_rejects=rejects, interruptible=False
+        )
     except WarehouseBusy as err:
         # A reader holds the warehouse: nothing of these files landed (one transaction); retry at the next poll.
         log.warning("could not land %d files, retrying at the next poll: %s", len(files), err)
@@ -212,13 +274,21 @@ def _poll_once(folder: Path, source: str, state: WatchState, run: Run, opts: Lan
         state.landed[path] = signature
         if entry.status == "duplicate":
             state.duplicates += 1
-            log.info("duplicate delivery %s: same content as %s, nothing landed", os.path.basename(entry.input_file),
-                     os.path.basename(entry.duplicate_of or ""))
+            log.info(
+                "duplicate delivery %s: same content as %s, nothing landed",
+                os.path.basename(entry.input_file),
+                os.path.basename(entry.duplicate_of or ""),
+            )
         else:
             state.files_landed += 1
     opts.sink().finish_run(run.run_id, "running", run.counts, None)
-    log.info("landed %d files; totals: %d files, %d Patient records, %d rejected", len(files), state.files_landed,
-             run.counts.patients_landed, run.counts.rejected)
+    log.info(
+        "landed %d files; totals: %d files, %d Patient records, %d rejected",
+        len(files),
+        state.files_landed,
+        run.counts.patients_landed,
+        run.counts.rejected,
+    )
 
 
 def _validate_window(opts: LandingOptions, run: Run, source: str, start: dt.datetime, end: dt.datetime) -> dt.datetime:
@@ -233,4 +303,3 @@ def _validate_window(opts: LandingOptions, run: Run, source: str, start: dt.date
         log.warning("could not validate the window, retrying later: %s", err)
         return start
     return end
-

@@ -6,6 +6,7 @@ Public API (called once per Patient by the reader):
     load_policy(path=None) -> Policy
 Rules: contract section 4 and docs/classification.md; warning codes: docs/warnings.md.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -196,9 +197,7 @@ class RaceEthnicity:
     warnings: tuple[str, ...]
 
 
-def race_ethnicity(
-    extensions: Any, observations: Sequence[Any] = (), policy: Policy | None = None
-) -> RaceEthnicity:
+def race_ethnicity(extensions: Any, observations: Sequence[Any] = (), policy: Policy | None = None) -> RaceEthnicity:
     """Race/ethnicity from `Patient.extension` (the whole list, or only its race/ethnicity part: the result is the
     same) and the Patient's matched Observations. Never raises."""
     policy = policy or _default_policy()
@@ -233,19 +232,22 @@ def _race_ethnicity(extensions: Any, observations: Sequence[Any], policy: Policy
     categories = omb2024_categories(race.codes, eth.codes, t, policy)
     category = omb2024_category(categories, race, eth, race.codes)
     hispanic = any(c in t.hispanic for c in eth.codes)
-    return RaceEthnicity({
-        "race_ethnicity_status": status_of(category),
-        "unmapped_text_only": unmapped_text_only(category, race, eth),
-        "omb2024_categories": categories,
-        "omb2024_category": category,
-        "hedis_race": hedis_race(race.codes, race, hispanic, t, policy),
-        "hedis_ethnicity": hedis_ethnicity(eth.codes, eth, t),
-        "race_detailed_codes": sorted(race.codes),
-        "ethnicity_detailed_codes": sorted(eth.codes),
-        "race_text": "; ".join(race.texts) or None,
-        "ethnicity_text": "; ".join(eth.texts) or None,
-        "race_source_format": source_format(race, eth),
-    }, tuple(sorted(set(warn))))
+    return RaceEthnicity(
+        {
+            "race_ethnicity_status": status_of(category),
+            "unmapped_text_only": unmapped_text_only(category, race, eth),
+            "omb2024_categories": categories,
+            "omb2024_category": category,
+            "hedis_race": hedis_race(race.codes, race, hispanic, t, policy),
+            "hedis_ethnicity": hedis_ethnicity(eth.codes, eth, t),
+            "race_detailed_codes": sorted(race.codes),
+            "ethnicity_detailed_codes": sorted(eth.codes),
+            "race_text": "; ".join(race.texts) or None,
+            "ethnicity_text": "; ".join(eth.texts) or None,
+            "race_source_format": source_format(race, eth),
+        },
+        tuple(sorted(set(warn))),
+    )
 
 
 def _other_demographics(patient: Mapping[str, Any], policy: Policy) -> tuple[dict[str, Any], list[str]]:
@@ -334,5 +336,5 @@ def _language(communication: Any, policy: Policy) -> tuple[Any, tuple[str, ...]]
     return preferred_language(communication, tables(), policy, warn), tuple(warn)
 
 
-RACE_KEYS = OUTPUT_KEYS[:OUTPUT_KEYS.index("mapping_warnings")]
-OTHER_KEYS = OUTPUT_KEYS[OUTPUT_KEYS.index("mapping_warnings") + 1:]
+RACE_KEYS = OUTPUT_KEYS[: OUTPUT_KEYS.index("mapping_warnings")]
+OTHER_KEYS = OUTPUT_KEYS[OUTPUT_KEYS.index("mapping_warnings") + 1 :]

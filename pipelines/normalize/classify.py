@@ -1,4 +1,5 @@
 """OMB SPD-15 (2024) and HEDIS RES classification of the evidence (contract 4.2 and 4.3), driven by the Policy."""
+
 from __future__ import annotations
 
 from .codings import NOT_HISPANIC, OTHER_RACE
@@ -65,8 +66,12 @@ def omb2024_category(categories: list[str], race: Question, eth: Question, race_
 def unmapped_text_only(category: str, race: Question, eth: Question) -> bool:
     """True when the only race/ethnicity evidence is text that maps to no category (contract 4.2 rule 4): a
     write-in, reported as SOME_OTHER but not counted toward completeness."""
-    return (category == SOME_OTHER and (race.unmapped or eth.unmapped)
-            and OTHER_RACE not in race.codes and not (race.multiple or eth.multiple))
+    return (
+        category == SOME_OTHER
+        and (race.unmapped or eth.unmapped)
+        and OTHER_RACE not in race.codes
+        and not (race.multiple or eth.multiple)
+    )
 
 
 def status_of(category: str) -> str:

@@ -1,4 +1,5 @@
 """Turn one coding (system, code) into a CDCREC code or a null meaning, repairing only what is unambiguous."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -1,4 +1,5 @@
 """The other strata fields: language, gender, birth date, home postal code and state, provider references."""
+
 from __future__ import annotations
 
 import datetime
@@ -17,8 +18,15 @@ _DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
 _DATETIME_PREFIX = re.compile(r"^(\d{4}-\d{2}-\d{2})[T ]\d{2}:\d{2}")
 _SUBTAG = re.compile(r"^[a-z]{2,3}$")
 _ZIP = re.compile(r"^(\d{5})(?:[- ]?\d{4})?$")
-_LANGUAGE_SYSTEMS = frozenset({"urn:ietf:bcp:47", "urn:ietf:rfc:5646",  # BCP 47
-                               "urn:iso:std:iso:639-1", "urn:iso:std:iso:639-2", "urn:iso:std:iso:639-3"})
+_LANGUAGE_SYSTEMS = frozenset(
+    {
+        "urn:ietf:bcp:47",
+        "urn:ietf:rfc:5646",  # BCP 47
+        "urn:iso:std:iso:639-1",
+        "urn:iso:std:iso:639-2",
+        "urn:iso:std:iso:639-3",
+    }
+)
 
 
 def administrative_gender(value: Any, warn: list[str]) -> str | None:

@@ -1,4 +1,5 @@
 """Collect what a Patient (and its race/ethnicity Observations) says to each question: codes, nulls, text, formats."""
+
 from __future__ import annotations
 
 import functools
@@ -22,8 +23,18 @@ class Question:
     extension is an ethnicity answer (contract 4.2 rule 3); decisive/coded stay with the question that carried them.
     """
 
-    __slots__ = ("coded", "codes", "decisive", "declined", "formats", "multiple", "name", "texts", "unknown",
-                 "unmapped")
+    __slots__ = (
+        "coded",
+        "codes",
+        "decisive",
+        "declined",
+        "formats",
+        "multiple",
+        "name",
+        "texts",
+        "unknown",
+        "unmapped",
+    )
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -105,8 +116,9 @@ class Reader:
                 q.texts.append(value)
             q.formats.add(fmt)
 
-    def add_codeable_concept(self, cc: Any, slot: str, role: str, fmt: str, default_kind: str | None,
-                             loinc: str | None) -> None:
+    def add_codeable_concept(
+        self, cc: Any, slot: str, role: str, fmt: str, default_kind: str | None, loinc: str | None
+    ) -> None:
         if not isinstance(cc, dict):
             self.warn.append(W.MALFORMED_CODING)
             return
@@ -118,8 +130,15 @@ class Reader:
             self.warn.append(W.MALFORMED_CODING)
         self.add_text(cc.get("text"), slot, fmt)
 
-    def add_value(self, element: Mapping[str, Any], slot: str, role: str, fmt: str, default_kind: str | None,
-                  loinc: str | None = None) -> bool:
+    def add_value(
+        self,
+        element: Mapping[str, Any],
+        slot: str,
+        role: str,
+        fmt: str,
+        default_kind: str | None,
+        loinc: str | None = None,
+    ) -> bool:
         """Read value[x] of an extension or Observation; False when it has none we understand."""
         found = False
         if "valueCoding" in element:
@@ -221,8 +240,11 @@ def race_ethnicity_extensions(extensions: Any) -> Any:
     or ethnicity, malformed entries); other extensions (birthPlace, ...) never affect it. Not a list: as it is."""
     if not isinstance(extensions, list):
         return extensions
-    return [ext for ext in extensions
-            if not isinstance(ext, dict) or not isinstance(url := ext.get("url"), str) or _race_relevant_url(url)]
+    return [
+        ext
+        for ext in extensions
+        if not isinstance(ext, dict) or not isinstance(url := ext.get("url"), str) or _race_relevant_url(url)
+    ]
 
 
 @functools.lru_cache(maxsize=4096)
@@ -316,8 +338,11 @@ def _question_of_code(cc: Any, t: Tables) -> tuple[str, str] | None:
         code, system = coding.get("code"), coding.get("system")
         if not isinstance(code, str) or code.strip() not in t.loinc_questions:
             continue
-        if system is None or (isinstance(system, str) and t.systems_loose.get(system_key(system), None) is not None
-                              and t.systems_loose[system_key(system)].kind == "loinc"):
+        if system is None or (
+            isinstance(system, str)
+            and t.systems_loose.get(system_key(system), None) is not None
+            and t.systems_loose[system_key(system)].kind == "loinc"
+        ):
             return t.loinc_questions[code.strip()], code.strip()
     return None
 

@@ -1,4 +1,5 @@
 """The classification policy: one frozen, picklable object read from one TOML file (data/policy.toml)."""
+
 from __future__ import annotations
 
 import dataclasses

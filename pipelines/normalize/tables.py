@@ -1,4 +1,5 @@
 """Code systems and crosswalks, read once from the CSV files in data/ (never literals in code)."""
+
 from __future__ import annotations
 
 import csv
@@ -112,9 +113,7 @@ def tables() -> Tables:
         null_flavors={(r["kind"], r["code"]): r["meaning"] for r in nulls},
         null_flavors_loose={(r["kind"], r["code"].casefold()): (r["code"], r["meaning"]) for r in nulls},
         null_flavor_by_code={
-            r["code"].casefold(): (r["kind"], r["meaning"])
-            for r in nulls
-            if r["without_system"] == "yes"
+            r["code"].casefold(): (r["kind"], r["meaning"]) for r in nulls if r["without_system"] == "yes"
         },
         v2={(r["table"], r["code"]): (r["target"], r["warning"]) for r in read_rows("v2_tables.csv")},
         cms_race={r["code"]: r["target"] for r in read_rows("cms_race.csv")},

@@ -1,5 +1,6 @@
 """Free-text race/ethnicity answers mapped through data/text_phrases.csv (read only when a question has no usable
 coding)."""
+
 from __future__ import annotations
 
 import re

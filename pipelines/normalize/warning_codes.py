@@ -1,4 +1,5 @@
 """Stable mapping_warnings codes. Each one is documented in docs/warnings.md (a test keeps the two in step)."""
+
 from __future__ import annotations
 
 # Structure: JSON that is not the FHIR shape expected at that place (ignored, never raised).

@@ -1,4 +1,5 @@
 """One report: read the figures from the warehouse (and refresh its views), suppress, write files and pages."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -113,16 +114,22 @@ def chosen_sources(con: duckdb.DuckDBPyConnection, wanted: Sequence[str]) -> tup
     return tuple(s for s in found if s in wanted) if wanted else tuple(found)
 
 
-def read_figures(con: duckdb.DuckDBPyConnection, options: ReportOptions,
-                 measures: MeasureInput | None = None) -> Figures:
+def read_figures(
+    con: duckdb.DuckDBPyConnection, options: ReportOptions, measures: MeasureInput | None = None
+) -> Figures:
     sources = chosen_sources(con, options.sources)
     population = _population(sources, options.by)
     definitions = report_tables()
     rows = {t.name: records(con, table_query(t, population, options.by is not None)) for t in definitions}
     families = sorted({t.family for t in definitions if not t.overlapping})
     bases = {f: records(con, family_query(f, population)) for f in families}
-    return Figures(rows, bases, _trend(con, sources, whole=not options.sources), sources,
-                   read_measure_figures(con, measures, sources) if measures else None)
+    return Figures(
+        rows,
+        bases,
+        _trend(con, sources, whole=not options.sources),
+        sources,
+        read_measure_figures(con, measures, sources) if measures else None,
+    )
 
 
 def _trend(con: duckdb.DuckDBPyConnection, sources: Sequence[str], whole: bool) -> list[dict[str, Any]]:
@@ -142,8 +149,14 @@ def make_report(figures: Figures, options: ReportOptions) -> Report:
     model = build_model(definitions, figures.rows, figures.bases, options.by is not None)
     suppression = model.suppress(options.min_cell)
     tables = {t.name: publish_table(t, figures.rows[t.name], model, suppression, options.goal) for t in definitions}
-    return Report(options, tables, publish_trend(figures.trend, options.min_cell), figures.sources, suppression,
-                  make_measures(figures.measures, options) if figures.measures else None)
+    return Report(
+        options,
+        tables,
+        publish_trend(figures.trend, options.min_cell),
+        figures.sources,
+        suppression,
+        make_measures(figures.measures, options) if figures.measures else None,
+    )
 
 
 def make_measures(figures: MeasureFigures, options: ReportOptions) -> Measures:
@@ -156,8 +169,14 @@ def make_measures(figures: MeasureFigures, options: ReportOptions) -> Measures:
         reasons.update(suppression.reasons.values())
         unprotected += len(suppression.unprotected)
         hidden |= {key: measure_reasons(model, suppression, key) for key in model.row_keys()}
-    return Measures(publish_measures(figures.rows, hidden, options.reference),
-                    publish_unmatched(figures.unmatched, hidden), hidden, figures, reasons, unprotected)
+    return Measures(
+        publish_measures(figures.rows, hidden, options.reference),
+        publish_unmatched(figures.unmatched, hidden),
+        hidden,
+        figures,
+        reasons,
+        unprotected,
+    )
 
 
 def folder_names(groups: Sequence[str], by: str) -> dict[str, str]:
@@ -165,8 +184,11 @@ def folder_names(groups: Sequence[str], by: str) -> dict[str, str]:
     apart references that would make the same name."""
     names: dict[str, str] = {}
     for grp in groups:
-        base = f"no-{by.replace('_', '-')}" if grp == NO_GROUP else (
-            re.sub(r"[^a-z0-9]+", "-", grp.lower()).strip("-")[:60] or "provider")
+        base = (
+            f"no-{by.replace('_', '-')}"
+            if grp == NO_GROUP
+            else (re.sub(r"[^a-z0-9]+", "-", grp.lower()).strip("-")[:60] or "provider")
+        )
         name = base if base not in names.values() else f"{base}-{hashlib.sha256(grp.encode()).hexdigest()[:8]}"
         names[grp] = name
     return names
@@ -180,4 +202,3 @@ def write_files(report: Report, grp: str, folder: Path, by: str | None) -> list[
     if grp == ALL:
         written += write_table(arrow_table(report.trend), folder, TREND)
     return written
-

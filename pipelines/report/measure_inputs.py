@@ -5,6 +5,7 @@ An unreadable file, a file that is none of the three, or a missing column is a U
 bad row is a reject and the rest of the file is read. Columns are matched by name, in any case and order; other
 columns are ignored (a HEDIS engine's export has many).
 """
+
 from __future__ import annotations
 
 import csv
@@ -24,8 +25,16 @@ from pipelines.errors import UsageError
 from pipelines.report.measure_reports import NotJson, OtherResource, read_measure_reports
 from pipelines.report.measure_results import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, Invalid, MeasureResult, check_result
 
-RESULT_SCHEMA = pa.schema([("source", pa.string()), ("patient_id", pa.string()), ("measure", pa.string()),
-                           ("denominator", pa.bool_()), ("numerator", pa.bool_()), ("exclusion", pa.bool_())])
+RESULT_SCHEMA = pa.schema(
+    [
+        ("source", pa.string()),
+        ("patient_id", pa.string()),
+        ("measure", pa.string()),
+        ("denominator", pa.bool_()),
+        ("numerator", pa.bool_()),
+        ("exclusion", pa.bool_()),
+    ]
+)
 PARQUET_MAGIC = b"PAR1"
 GZIP_MAGIC = b"\x1f\x8b"
 PROBE_BYTES = 8192
@@ -132,8 +141,10 @@ def _columns(names: list[str], path: str) -> dict[str, int]:
     missing = [c for c in REQUIRED_COLUMNS if c not in found]
     if missing:
         hint = "; is it comma-separated?" if len(names) == 1 else ""
-        raise UsageError(f"--measures {path}: missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
-                         f"(needs {', '.join(REQUIRED_COLUMNS)}; optional {', '.join(OPTIONAL_COLUMNS)}{hint})")
+        raise UsageError(
+            f"--measures {path}: missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
+            f"(needs {', '.join(REQUIRED_COLUMNS)}; optional {', '.join(OPTIONAL_COLUMNS)}{hint})"
+        )
     return found
 
 
@@ -156,8 +167,13 @@ def _read_csv(path: str) -> Iterator[tuple[str, MeasureResult | Invalid]]:
                 if not fields:
                     continue  # a blank line holds no row
                 if len(fields) != len(header):
-                    yield f"line {line}", Invalid("measure_result_wrong_field_count",
-                                                  f"{len(fields)} fields where the header has {len(header)}")
+                    yield (
+                        f"line {line}",
+                        Invalid(
+                            "measure_result_wrong_field_count",
+                            f"{len(fields)} fields where the header has {len(header)}",
+                        ),
+                    )
                     continue
                 yield f"line {line}", check_result({name: fields[i] for name, i in columns.items()})
         except UnicodeDecodeError:  # decoded by blocks: the line is not known

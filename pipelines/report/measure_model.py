@@ -16,6 +16,7 @@ Relations (rows and columns, for the CalHHS rule and the search for complementar
 stratifier add up to `Total`, the sources add up to `(all)` (with the unmatched results of sources that are not
 reported), denominator = numerator + not met, and the unmatched results of the sources add up to `(all)`.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -84,8 +85,11 @@ class _Figures:
             totals[stratifier, cell["source"], bool(cell["numerator"])].add(i)
             for key in _cell_keys(cell, stratifier):
                 self.members[key].add(i)
-        self.identities = tuple((frozenset(totals[FIRST, *rest]), frozenset(members))
-                                for (stratifier, *rest), members in totals.items() if stratifier != FIRST)
+        self.identities = tuple(
+            (frozenset(totals[FIRST, *rest]), frozenset(members))
+            for (stratifier, *rest), members in totals.items()
+            if stratifier != FIRST
+        )
         self.index: dict[frozenset[int], int] = {}
         self.figures: list[Figure] = []
         self.figure_of: dict[Key, int | None] = {}
@@ -94,9 +98,11 @@ class _Figures:
         """The denominator, numerator and (unpublished) not-met figures of one published row."""
         denominator = frozenset(self.members.get(key, ()))
         numerator = denominator & self.met
-        for kind, members, expected in ((DENOMINATOR, denominator, row["denominator"]),
-                                        (NUMERATOR, numerator, row["numerator"]),
-                                        (NOT_MET, denominator - numerator, row["denominator"] - row["numerator"])):
+        for kind, members, expected in (
+            (DENOMINATOR, denominator, row["denominator"]),
+            (NUMERATOR, numerator, row["numerator"]),
+            (NOT_MET, denominator - numerator, row["denominator"] - row["numerator"]),
+        ):
             if sum(self.values[i] for i in members) != expected:
                 raise RuntimeError(f"measure figure {kind} disagrees with its base cells")  # a bug, not bad data
             self.figure_of[(kind, *key)] = self._figure(members, kind != NOT_MET, _weight(key))
@@ -120,17 +126,25 @@ def _weight(key: Key) -> int:
     return AGGREGATE_COST ** ((stratum == TOTAL) + (source == ALL))
 
 
-def build_measure_models(rows: Sequence[Row], unmatched: Sequence[Row], cells: Sequence[Row],
-                         sources: Sequence[str]) -> list[MeasureModel]:
+def build_measure_models(
+    rows: Sequence[Row], unmatched: Sequence[Row], cells: Sequence[Row], sources: Sequence[str]
+) -> list[MeasureModel]:
     """A system per measure of its rows of `rows` (measures.strata_query) and `unmatched`
     (measures.UNMATCHED_QUERY) over its `cells` (measures.CELLS_QUERY); `sources` are the reported ones."""
-    return [build_measure_model([r for r in rows if r["measure"] == m], [r for r in unmatched if r["measure"] == m],
-                                [c for c in cells if c["measure"] == m], sources)
-            for m in dict.fromkeys(r["measure"] for r in rows)]
+    return [
+        build_measure_model(
+            [r for r in rows if r["measure"] == m],
+            [r for r in unmatched if r["measure"] == m],
+            [c for c in cells if c["measure"] == m],
+            sources,
+        )
+        for m in dict.fromkeys(r["measure"] for r in rows)
+    ]
 
 
-def build_measure_model(rows: Sequence[Row], unmatched: Sequence[Row], cells: Sequence[Row],
-                        sources: Sequence[str]) -> MeasureModel:
+def build_measure_model(
+    rows: Sequence[Row], unmatched: Sequence[Row], cells: Sequence[Row], sources: Sequence[str]
+) -> MeasureModel:
     """The system of the rows of one measure (or several) over their cells."""
     f = _Figures(cells)
     for r in rows:
@@ -140,12 +154,12 @@ def build_measure_model(rows: Sequence[Row], unmatched: Sequence[Row], cells: Se
     relations = set(_relations(rows, unmatched, sources, f))
     for relation in relations:
         _check_sum(relation, f.figures)
-    return MeasureModel(Problem(len(f.values), tuple(f.figures), tuple(sorted(relations)), f.identities),
-                        f.figure_of)
+    return MeasureModel(Problem(len(f.values), tuple(f.figures), tuple(sorted(relations)), f.identities), f.figure_of)
 
 
-def _relations(rows: Sequence[Row], unmatched: Sequence[Row], sources: Sequence[str],
-               f: _Figures) -> Iterable[tuple[int, tuple[int, ...]]]:
+def _relations(
+    rows: Sequence[Row], unmatched: Sequence[Row], sources: Sequence[str], f: _Figures
+) -> Iterable[tuple[int, tuple[int, ...]]]:
     fig = f.figure_of
     strata: dict[tuple[Hashable, ...], list[Hashable]] = defaultdict(list)  # (source, measure, stratifier) -> strata
     for r in rows:
@@ -158,8 +172,12 @@ def _relations(rows: Sequence[Row], unmatched: Sequence[Row], sources: Sequence[
     found = []
     for kind in KINDS:
         for (source, measure, stratifier), listed in strata.items():
-            found.append(sum_relation(fig[kind, source, measure, stratifier, TOTAL],
-                                      (fig[kind, source, measure, stratifier, k] for k in listed)))
+            found.append(
+                sum_relation(
+                    fig[kind, source, measure, stratifier, TOTAL],
+                    (fig[kind, source, measure, stratifier, k] for k in listed),
+                )
+            )
             if source == ALL:
                 for stratum in [*listed, TOTAL]:
                     parts = [fig[kind, s, measure, stratifier, stratum] for s in sources]
@@ -168,9 +186,16 @@ def _relations(rows: Sequence[Row], unmatched: Sequence[Row], sources: Sequence[
                     found.append(sum_relation(fig[kind, ALL, measure, stratifier, stratum], parts))
         for r in unmatched:
             if r["source"] == ALL:
-                found.append(sum_relation(fig[(kind, *unmatched_key(r))], (
-                    fig[(kind, *unmatched_key(o))] for o in unmatched
-                    if o["source"] != ALL and (o["measure"], o["reason"]) == (r["measure"], r["reason"]))))
+                found.append(
+                    sum_relation(
+                        fig[(kind, *unmatched_key(r))],
+                        (
+                            fig[(kind, *unmatched_key(o))]
+                            for o in unmatched
+                            if o["source"] != ALL and (o["measure"], o["reason"]) == (r["measure"], r["reason"])
+                        ),
+                    )
+                )
     for key in [row_key(r) for r in rows] + [unmatched_key(r) for r in unmatched]:
         found.append(sum_relation(fig[(DENOMINATOR, *key)], (fig[(NUMERATOR, *key)], fig[(NOT_MET, *key)])))
     return (r for r in found if r is not None)

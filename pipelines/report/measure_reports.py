@@ -11,6 +11,7 @@ A MeasureReport gives, per group: patient = `subject.reference` (`Patient/<id>`,
 fullUrl as it is), measure = `measure_name(MeasureReport.measure)`, and the populations `denominator`,
 `numerator`, `denominator-exclusion` (count 0 or 1; an absent exclusion is 0).
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -75,8 +76,11 @@ def _population_counts(group: dict[str, Any]) -> dict[str, int] | Invalid:
     for population in group.get("population") or []:
         codings = ((population.get("code") or {}).get("coding") or []) if isinstance(population, dict) else []
         for coding in codings:
-            if isinstance(coding, dict) and coding.get("system", MEASURE_POPULATION) == MEASURE_POPULATION \
-                    and coding.get("code") in POPULATIONS:
+            if (
+                isinstance(coding, dict)
+                and coding.get("system", MEASURE_POPULATION) == MEASURE_POPULATION
+                and coding.get("code") in POPULATIONS
+            ):
                 count = population.get("count")
                 if isinstance(count, bool) or count not in (0, 1):
                     return Invalid("measure_report_invalid_population", "a population count is not 0 or 1")
@@ -113,8 +117,15 @@ def results_of_report(report: dict[str, Any]) -> list[MeasureResult] | Invalid:
         counts = _population_counts(group)
         if isinstance(counts, Invalid):
             return counts
-        result = check_result({"patient_id": key, "measure": name, "denominator": counts["denominator"],
-                               "numerator": counts["numerator"], "exclusion": counts["exclusion"]})
+        result = check_result(
+            {
+                "patient_id": key,
+                "measure": name,
+                "denominator": counts["denominator"],
+                "numerator": counts["numerator"],
+                "exclusion": counts["exclusion"],
+            }
+        )
         if isinstance(result, Invalid):
             return result
         results.append(result)
@@ -127,11 +138,23 @@ def _is_measure_report(resource: dict[str, Any]) -> bool:
 
 # The reader's dead letters, as rejects of measure results; the others make the file unreadable (one line, exit 2).
 _REJECTS = {
-    R.INVALID_JSON: "measure_report_invalid_json", R.RECORD_TOO_LARGE: "measure_report_invalid_json",
-    R.NOT_FHIR_RESOURCE: "measure_report_not_fhir_resource", R.PATIENT_WITHOUT_ID: "measure_report_not_fhir_resource",
-    **dict.fromkeys((R.INVALID_BUNDLE, R.BUNDLE_ENTRY_INVALID, R.BUNDLE_ENTRY_WITHOUT_RESOURCE, R.INVALID_PARAMETERS,
-                     R.PARAMETER_INVALID, R.NESTING_TOO_DEEP, R.TOO_MANY_RECORDS, R.DELETION_NOT_IDENTIFIED),
-                    "measure_report_invalid_container"),
+    R.INVALID_JSON: "measure_report_invalid_json",
+    R.RECORD_TOO_LARGE: "measure_report_invalid_json",
+    R.NOT_FHIR_RESOURCE: "measure_report_not_fhir_resource",
+    R.PATIENT_WITHOUT_ID: "measure_report_not_fhir_resource",
+    **dict.fromkeys(
+        (
+            R.INVALID_BUNDLE,
+            R.BUNDLE_ENTRY_INVALID,
+            R.BUNDLE_ENTRY_WITHOUT_RESOURCE,
+            R.INVALID_PARAMETERS,
+            R.PARAMETER_INVALID,
+            R.NESTING_TOO_DEEP,
+            R.TOO_MANY_RECORDS,
+            R.DELETION_NOT_IDENTIFIED,
+        ),
+        "measure_report_invalid_container",
+    ),
 }
 
 

@@ -3,6 +3,7 @@ whatever file it came from (CSV, Parquet, FHIR MeasureReport): a result, or a st
 
 Pure: no I/O. Reasons and their meaning are listed in docs/report.md ("Rejected results").
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -23,14 +24,14 @@ REJECT_REASONS: dict[str, str] = {
     "measure_report_invalid_json": "an NDJSON line that is not valid JSON",
     "measure_report_not_fhir_resource": "JSON that is not a FHIR resource (not an object, or no resourceType)",
     "measure_report_invalid_container": "a Bundle or Parameters whose entries or parameters are malformed, or "
-                                        "nested too deep",
+    "nested too deep",
     "measure_report_not_individual": "a MeasureReport whose type is not individual (a summary has no member)",
     "measure_report_not_complete": "a MeasureReport whose status is not complete (pending or error)",
     "measure_report_missing_measure": "a MeasureReport without a measure canonical",
     "measure_report_missing_subject": "a MeasureReport without subject.reference",
     "measure_report_subject_not_patient": "a MeasureReport whose subject is not a Patient",
     "measure_report_invalid_population": "a group without a denominator or numerator population, or a count "
-                                         "other than 0 or 1",
+    "other than 0 or 1",
     "measure_report_group_unnamed": "a MeasureReport with several groups, one without id or code",
 }
 
@@ -98,5 +99,6 @@ def check_result(values: Mapping[str, Any]) -> MeasureResult | Invalid:
             return Invalid("measure_result_invalid_boolean", f"{column} is not true/false, 1/0 or yes/no")
     if flags["numerator"] and not flags["denominator"]:
         return Invalid("measure_result_numerator_outside_denominator", "numerator is true, denominator false")
-    return MeasureResult(patient_id, measure, flags["denominator"], flags["numerator"], flags["exclusion"],
-                         _text(values.get("source")))
+    return MeasureResult(
+        patient_id, measure, flags["denominator"], flags["numerator"], flags["exclusion"], _text(values.get("source"))
+    )

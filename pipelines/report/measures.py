@@ -15,6 +15,7 @@ out (`--source`) is left out with it.
 There is no warehouse view of the measures: results are an input file of one report, not a warehouse table, and
 rates and intervals are computed (and suppressed) in Python.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -39,11 +40,16 @@ if TYPE_CHECKING:
 
     from pipelines.report.measure_inputs import MeasureInput, Reject
 
-STRATIFIERS: Mapping[str, tuple[str, ...]] = {"hedis_race": HEDIS_RACE_STRATA,
-                                              "hedis_ethnicity": HEDIS_ETHNICITY_STRATA,
-                                              "omb2024_category": SINGLE_CATEGORIES}
-UNMATCHED_STRATUM: Mapping[str, str] = {"hedis_race": "Unknown", "hedis_ethnicity": "Unknown",
-                                        "omb2024_category": UNKNOWN}
+STRATIFIERS: Mapping[str, tuple[str, ...]] = {
+    "hedis_race": HEDIS_RACE_STRATA,
+    "hedis_ethnicity": HEDIS_ETHNICITY_STRATA,
+    "omb2024_category": SINGLE_CATEGORIES,
+}
+UNMATCHED_STRATUM: Mapping[str, str] = {
+    "hedis_race": "Unknown",
+    "hedis_ethnicity": "Unknown",
+    "omb2024_category": UNKNOWN,
+}
 TOTAL = "Total"  # every stratum of a stratifier: the measure's denominator (HEDIS: "each, plus Total")
 NO_SOURCE = "(none)"  # the source of an unmatched result that named none
 NOT_FOUND = "patient_not_found"
@@ -75,8 +81,9 @@ def resolved_query(sources: Sequence[str]) -> str:
     scope (`report`, or `left_out` for a warehouse source the report leaves out)."""
     chosen = ", ".join(quoted(s) for s in sources)
     unnamed = quoted(sources[0] if len(sources) == 1 else NO_SOURCE)  # an unmatched result without source
-    strata = ", ".join(f"CASE WHEN m.found = 1 THEN {_strata(c)} ELSE '{UNMATCHED_STRATUM[c]}' END AS {c}"
-                       for c in STRATIFIERS)
+    strata = ", ".join(
+        f"CASE WHEN m.found = 1 THEN {_strata(c)} ELSE '{UNMATCHED_STRATUM[c]}' END AS {c}" for c in STRATIFIERS
+    )
     picked = ", ".join(f"any_value(p.{c}) AS {c}" for c in STRATIFIERS)
     return f"""
 WITH results AS (SELECT row_number() OVER () AS rid, * FROM {RESULTS}),
@@ -114,11 +121,19 @@ def strata_query(sources: Sequence[str], measures: Sequence[str]) -> str:
     that the contract does not list."""
     levels = values_relation([(s, f"{i:04d}") for i, s in enumerate([*sources, ALL])], ("source", "ord"))
     named = values_relation([(m, f"{i:06d}") for i, m in enumerate(measures)], ("measure", "ord"))
-    listed = values_relation([(t, s, f"{i}{j:03d}") for i, (t, strata) in enumerate(STRATIFIERS.items())
-                      for j, s in enumerate((TOTAL,) + strata)], ("stratifier", "stratum", "ord"))
+    listed = values_relation(
+        [
+            (t, s, f"{i}{j:03d}")
+            for i, (t, strata) in enumerate(STRATIFIERS.items())
+            for j, s in enumerate((TOTAL,) + strata)
+        ],
+        ("stratifier", "stratum", "ord"),
+    )
     long = " UNION ALL ".join(
         f"SELECT source, measure, numerator, '{t}' AS stratifier, {t} AS stratum FROM {COUNTED} "
-        f"UNION ALL SELECT source, measure, numerator, '{t}', '{TOTAL}' FROM {COUNTED}" for t in STRATIFIERS)
+        f"UNION ALL SELECT source, measure, numerator, '{t}', '{TOTAL}' FROM {COUNTED}"
+        for t in STRATIFIERS
+    )
     return f"""
 WITH long AS ({long}),
 listed AS {listed},
@@ -153,17 +168,25 @@ FROM {COUNTED} GROUP BY ALL ORDER BY ALL
 """
 
 
-def read_measure_figures(con: duckdb.DuckDBPyConnection, inputs: MeasureInput,
-                         sources: Sequence[str]) -> MeasureFigures:
+def read_measure_figures(
+    con: duckdb.DuckDBPyConnection, inputs: MeasureInput, sources: Sequence[str]
+) -> MeasureFigures:
     """The results joined to the warehouse (a temporary view on this connection; the file is not changed)."""
     con.register(RESULTS, inputs.table())
     try:
         con.execute(f"CREATE OR REPLACE TEMP VIEW {RESOLVED} AS {resolved_query(sources)}")
         counted = ", ".join(f"count(*) FILTER (WHERE {condition}) AS {name}" for name, condition in COUNTS.items())
         counts = records(con, f"SELECT {counted} FROM {RESOLVED}")[0]
-        figures = MeasureFigures(records(con, strata_query(sources, list(inputs.measures))),
-                                 records(con, UNMATCHED_QUERY), records(con, CELLS_QUERY), counts, tuple(sources),
-                                 tuple(inputs.files), tuple(inputs.rejects), Counter(inputs.other_resources))
+        figures = MeasureFigures(
+            records(con, strata_query(sources, list(inputs.measures))),
+            records(con, UNMATCHED_QUERY),
+            records(con, CELLS_QUERY),
+            counts,
+            tuple(sources),
+            tuple(inputs.files),
+            tuple(inputs.rejects),
+            Counter(inputs.other_resources),
+        )
         con.execute(f"DROP VIEW {RESOLVED}")
     finally:
         con.unregister(RESULTS)

@@ -6,6 +6,7 @@ Pure: takes the rows the SQL of `tables.py` returned, never touches DuckDB. Base
 `detailed_groups` (overlapping, no total), each code. Every published row is a figure over them; so is each
 population's total (the denominator of the shares), which every exclusive table of that population adds up to.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -87,8 +88,9 @@ class _Builder:
         return set().union(*(m for (f, g, s), m in self.population.items() if f == family and _matches(level, (g, s))))
 
 
-def build_model(definitions: Sequence[Table], rows: Mapping[str, Sequence[Row]],
-                bases: Mapping[str, Sequence[Row]], by_group: bool) -> Model:
+def build_model(
+    definitions: Sequence[Table], rows: Mapping[str, Sequence[Row]], bases: Mapping[str, Sequence[Row]], by_group: bool
+) -> Model:
     """The system of every published row of `rows` (table name -> rows of `tables.table_query`), over the base
     cells of `bases` (family -> rows of `tables.family_query`; a family without one, such as detailed_groups,
     takes the finest rows of its table as base cells)."""
@@ -107,10 +109,13 @@ def build_model(definitions: Sequence[Table], rows: Mapping[str, Sequence[Row]],
             b.figure(row_key(t.name, r), b.members(t.name, r["stratum"], (r["grp"], r["source"])), r["patients"])
             b.figure(total_key(r), b.total_members(PEOPLE, (r["grp"], r["source"])), r["denominator"])
     values = [sum(b.values[i] for i in members) for members in b.figures]
-    figures = [Figure(members, value, value * _weight(key, by_group))
-               for members, value, key in zip(b.figures, values, b.first_key, strict=True)]
-    problem = Problem(len(b.values), tuple(figures), tuple(_relations(definitions, rows, b, figures)),
-                      tuple(_identities(b, bases)))
+    figures = [
+        Figure(members, value, value * _weight(key, by_group))
+        for members, value, key in zip(b.figures, values, b.first_key, strict=True)
+    ]
+    problem = Problem(
+        len(b.values), tuple(figures), tuple(_relations(definitions, rows, b, figures)), tuple(_identities(b, bases))
+    )
     return Model(problem, b.figure_of)
 
 
@@ -137,8 +142,9 @@ def sum_relation(whole: int | None, parts: Iterable[int | None]) -> tuple[int, t
     return (whole, found) if whole is not None and found else None
 
 
-def _relations(definitions: Sequence[Table], rows: Mapping[str, Sequence[Row]], b: _Builder,
-               figures: Sequence[Figure]) -> Iterable[tuple[int, tuple[int, ...]]]:
+def _relations(
+    definitions: Sequence[Table], rows: Mapping[str, Sequence[Row]], b: _Builder, figures: Sequence[Figure]
+) -> Iterable[tuple[int, tuple[int, ...]]]:
     """Rows and columns: each exclusive table adds up to its total; `(all)` adds up the sources (and with
     `--by` the groups); a figure of the population that is the sum of another table's figures."""
     found: set[tuple[int, tuple[int, ...]] | None] = set()
@@ -160,8 +166,9 @@ def _relations(definitions: Sequence[Table], rows: Mapping[str, Sequence[Row]], 
     return sorted(r for r in found if r is not None)
 
 
-def _by_level(t: Table, rows: Mapping[str, Sequence[Row]],
-              b: _Builder) -> dict[tuple[str, str], list[tuple[Any, int | None]]]:
+def _by_level(
+    t: Table, rows: Mapping[str, Sequence[Row]], b: _Builder
+) -> dict[tuple[str, str], list[tuple[Any, int | None]]]:
     """(grp, source) -> [(stratum, figure)] of one table."""
     found: dict[tuple[str, str], list[tuple[Any, int | None]]] = defaultdict(list)
     for r in rows[t.name]:
@@ -169,8 +176,9 @@ def _by_level(t: Table, rows: Mapping[str, Sequence[Row]],
     return found
 
 
-def _coarsenings(definitions: Sequence[Table], rows: Mapping[str, Sequence[Row]], b: _Builder,
-                 figures: Sequence[Figure]) -> Iterable[tuple[int, tuple[int, ...]] | None]:
+def _coarsenings(
+    definitions: Sequence[Table], rows: Mapping[str, Sequence[Row]], b: _Builder, figures: Sequence[Figure]
+) -> Iterable[tuple[int, tuple[int, ...]] | None]:
     """Within the population's family: a figure that is exactly the sum of figures of another exclusive table
     (MULTIRACIAL_MULTIETHNIC over the combinations, "alone or in combination" over them)."""
     people = [t for t in definitions if t.family == PEOPLE]
@@ -181,7 +189,10 @@ def _coarsenings(definitions: Sequence[Table], rows: Mapping[str, Sequence[Row]]
                 if whole is None:
                     continue
                 for other in (o for o in people if not o.overlapping and o is not t):
-                    parts = [f for _, f in levels[other.name][level]
-                             if f is not None and figures[f].members <= figures[whole].members]
+                    parts = [
+                        f
+                        for _, f in levels[other.name][level]
+                        if f is not None and figures[f].members <= figures[whole].members
+                    ]
                     if parts and frozenset().union(*(figures[p].members for p in parts)) == figures[whole].members:
                         yield sum_relation(whole, parts)

@@ -1,5 +1,6 @@
 """The arithmetic of stratified quality measures: a rate, its 95% Wilson interval, its difference and ratio to a
 reference rate, and the HEDIS small-denominator rule. Pure: no DuckDB, no I/O."""
+
 from __future__ import annotations
 
 import math

@@ -26,6 +26,7 @@ as the members of a measure's denominator who are not in its numerator (denomina
 outsider knows nothing of it beyond the system (at least 0); from 1 to min_cell - 1 it is protected like a
 primary count; it is never chosen to be hidden (it is not shown anyway) and never reported as hidden.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -191,16 +192,19 @@ class _System:
         self.neighbours = _neighbours(problem)
         n = problem.base_count
         self.rows = _incidence([f.members for f in problem.figures], n)
-        self.identity_rows = (_incidence([a for a, _ in problem.identities], n)
-                              - _incidence([b for _, b in problem.identities], n))
+        self.identity_rows = _incidence([a for a, _ in problem.identities], n) - _incidence(
+            [b for _, b in problem.identities], n
+        )
 
     def protected(self, hidden: Mapping[int, str], figure: int) -> bool:
         value = self.problem.figures[figure].value
         if hidden[figure] == UNPUBLISHED and not 0 < value < self.min_cell:
             return True  # an implied count of 0 or min_cell or more may be worked out
         with_markers = self._bounds(hidden, markers=True)
-        if not (self._feasible(with_markers, figure, upper=value - 1)
-                or self._feasible(with_markers, figure, lower=value + 1)):
+        if not (
+            self._feasible(with_markers, figure, upper=value - 1)
+            or self._feasible(with_markers, figure, lower=value + 1)
+        ):
             return False  # pinned
         if hidden[figure] in (PRIMARY, UNPUBLISHED):  # could it be min_cell or more, as far as the figures say?
             return self._feasible(self._bounds(hidden, markers=False), figure, lower=self.min_cell)
@@ -222,8 +226,9 @@ class _System:
                 lower[i], upper[i] = self.min_cell, np.inf
         return lower, upper
 
-    def _feasible(self, bounds: tuple[np.ndarray, np.ndarray], figure: int, lower: float = -np.inf,
-                  upper: float = np.inf) -> bool:
+    def _feasible(
+        self, bounds: tuple[np.ndarray, np.ndarray], figure: int, lower: float = -np.inf, upper: float = np.inf
+    ) -> bool:
         """Is there a non-negative integer table meeting every published figure, the hidden figures' bounds and
         `lower <= figure <= upper`?"""
         lo, hi = bounds
@@ -235,8 +240,13 @@ class _System:
         if self.identity_rows.shape[0]:
             constraints.append(LinearConstraint(self.identity_rows, 0, 0))
         n = self.problem.base_count
-        result = milp(np.zeros(n), integrality=np.ones(n), bounds=Bounds(0, np.inf), constraints=constraints,
-                      options={"presolve": True})
+        result = milp(
+            np.zeros(n),
+            integrality=np.ones(n),
+            bounds=Bounds(0, np.inf),
+            constraints=constraints,
+            options={"presolve": True},
+        )
         return result.status == 0
 
 

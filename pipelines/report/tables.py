@@ -5,6 +5,7 @@ figures of the published files (the chosen sources, per provider with `--by`, th
 gets the published figures with SQL. A table is a stratum per patient (`stratum`, or a list of strata for the
 overlapping tables), counted per source and `(all)`; `strata` are listed even when nobody is in them.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -21,9 +22,17 @@ if TYPE_CHECKING:
 
 ALL = "(all)"  # the source (or provider) of the rows that add up every source (or provider)
 NO_GROUP = "(none)"  # the provider group of patients without one
-HEDIS_RACE_STRATA = ("AmericanIndianOrAlaskaNative", "Asian", "BlackOrAfricanAmerican",
-                     "NativeHawaiianOrOtherPacificIslander", "White", "SomeOtherRace", "TwoOrMoreRaces",
-                     "AskedButNoAnswer", "Unknown")  # contract 4.3, in the HEDIS RES order (omb2024.md 5.1)
+HEDIS_RACE_STRATA = (
+    "AmericanIndianOrAlaskaNative",
+    "Asian",
+    "BlackOrAfricanAmerican",
+    "NativeHawaiianOrOtherPacificIslander",
+    "White",
+    "SomeOtherRace",
+    "TwoOrMoreRaces",
+    "AskedButNoAnswer",
+    "Unknown",
+)  # contract 4.3, in the HEDIS RES order (omb2024.md 5.1)
 HEDIS_ETHNICITY_STRATA = ("HispanicOrLatino", "NotHispanicOrLatino", "AskedButNoAnswer", "Unknown")
 SINGLE_CATEGORIES = OMB2024_CATEGORIES + (MULTI, SOME_OTHER, DECLINED, UNKNOWN)
 COMPLETENESS_STRATA = ("reported", "unmapped_text_only", "declined", "unknown")
@@ -81,43 +90,87 @@ def detailed_codes() -> tuple[tuple[str, str, str, str], ...]:
         if int(row["level"]) < 2:
             continue
         code = row["code"]
-        category = ("HISPANIC" if code in t.hispanic else "") if row["domain"] == "ethnicity" else (
-            race_category_2024(code, t, policy) or "")
+        category = (
+            ("HISPANIC" if code in t.hispanic else "")
+            if row["domain"] == "ethnicity"
+            else (race_category_2024(code, t, policy) or "")
+        )
         found.append((code, row["display"], row["domain"], category))
     return tuple(found)
 
 
-_COMBINATION = ("CASE WHEN len(omb2024_categories) > 0 THEN array_to_string(omb2024_categories, '+') "
-                "ELSE omb2024_category END")
-_COMPLETENESS = ("CASE WHEN race_ethnicity_status = 'reported' AND unmapped_text_only THEN 'unmapped_text_only' "
-                 "ELSE race_ethnicity_status END")
+_COMBINATION = (
+    "CASE WHEN len(omb2024_categories) > 0 THEN array_to_string(omb2024_categories, '+') ELSE omb2024_category END"
+)
+_COMPLETENESS = (
+    "CASE WHEN race_ethnicity_status = 'reported' AND unmapped_text_only THEN 'unmapped_text_only' "
+    "ELSE race_ethnicity_status END"
+)
 
 
 @functools.cache
 def report_tables() -> tuple[Table, ...]:
     """The tables of contract 5.1, in the order of the contract."""
     return (
-        Table("hedis_race", "hedis_race", "hedis_race", strata=HEDIS_RACE_STRATA,
-              description="HEDIS race strata (1997 categories; exclusive, they add up to the total)"),
-        Table("hedis_ethnicity", "hedis_ethnicity", "hedis_ethnicity", strata=HEDIS_ETHNICITY_STRATA,
-              description="HEDIS ethnicity strata (exclusive)"),
-        Table("omb2024_single_category", "omb2024_category", PEOPLE, strata=SINGLE_CATEGORIES,
-              description="SPD-15 (2024): one category per patient, two or more as MULTIRACIAL_MULTIETHNIC"),
-        Table("omb2024_alone_and_combinations", _COMBINATION, PEOPLE, strata=OMB2024_CATEGORIES,
-              description="SPD-15 (2024): each category alone and each combination found (exclusive)"),
-        Table("omb2024_alone_or_in_combination", "omb2024_categories", PEOPLE, overlapping=True,
-              strata=OMB2024_CATEGORIES,
-              description="SPD-15 (2024): everyone who reported the category, alone or with others "
-                          "(overlapping: adds up to more than the reported total)"),
-        Table("detailed_groups", "list_distinct(list_concat(race_detailed_codes, ethnicity_detailed_codes))",
-              "detailed_groups", overlapping=True,
-              catalog=values_relation(list(detailed_codes()), ("stratum", "display", "domain", "category")),
-              description="Detailed CDCREC groups found (disaggregation; overlapping)"),
-        Table("language", "preferred_language", "language",
-              description="Preferred language (BCP-47 primary subtag; empty: not recorded)"),
-        Table("completeness", _COMPLETENESS, PEOPLE, strata=COMPLETENESS_STRATA,
-              description="Reported race/ethnicity (unmapped text alone does not count), unmapped text, "
-                          "declined, unknown"),
+        Table(
+            "hedis_race",
+            "hedis_race",
+            "hedis_race",
+            strata=HEDIS_RACE_STRATA,
+            description="HEDIS race strata (1997 categories; exclusive, they add up to the total)",
+        ),
+        Table(
+            "hedis_ethnicity",
+            "hedis_ethnicity",
+            "hedis_ethnicity",
+            strata=HEDIS_ETHNICITY_STRATA,
+            description="HEDIS ethnicity strata (exclusive)",
+        ),
+        Table(
+            "omb2024_single_category",
+            "omb2024_category",
+            PEOPLE,
+            strata=SINGLE_CATEGORIES,
+            description="SPD-15 (2024): one category per patient, two or more as MULTIRACIAL_MULTIETHNIC",
+        ),
+        Table(
+            "omb2024_alone_and_combinations",
+            _COMBINATION,
+            PEOPLE,
+            strata=OMB2024_CATEGORIES,
+            description="SPD-15 (2024): each category alone and each combination found (exclusive)",
+        ),
+        Table(
+            "omb2024_alone_or_in_combination",
+            "omb2024_categories",
+            PEOPLE,
+            overlapping=True,
+            strata=OMB2024_CATEGORIES,
+            description="SPD-15 (2024): everyone who reported the category, alone or with others "
+            "(overlapping: adds up to more than the reported total)",
+        ),
+        Table(
+            "detailed_groups",
+            "list_distinct(list_concat(race_detailed_codes, ethnicity_detailed_codes))",
+            "detailed_groups",
+            overlapping=True,
+            catalog=values_relation(list(detailed_codes()), ("stratum", "display", "domain", "category")),
+            description="Detailed CDCREC groups found (disaggregation; overlapping)",
+        ),
+        Table(
+            "language",
+            "preferred_language",
+            "language",
+            description="Preferred language (BCP-47 primary subtag; empty: not recorded)",
+        ),
+        Table(
+            "completeness",
+            _COMPLETENESS,
+            PEOPLE,
+            strata=COMPLETENESS_STRATA,
+            description="Reported race/ethnicity (unmapped text alone does not count), unmapped text, "
+            "declined, unknown",
+        ),
     )
 
 
@@ -145,8 +198,10 @@ def table_query(t: Table, population: str, by_group: bool) -> str:
     src = _label("source", True)
     stratum = f"unnest({t.stratum})" if t.overlapping else t.stratum
     listed = values_relation([(s, f"{i:03d}") for i, s in enumerate(t.strata)], ("stratum", "ord"))
-    found = ("SELECT DISTINCT stratum, NULL::VARCHAR AS ord FROM classified c WHERE NOT EXISTS "
-             "(SELECT 1 FROM listed WHERE listed.stratum IS NOT DISTINCT FROM c.stratum)")
+    found = (
+        "SELECT DISTINCT stratum, NULL::VARCHAR AS ord FROM classified c WHERE NOT EXISTS "
+        "(SELECT 1 FROM listed WHERE listed.stratum IS NOT DISTINCT FROM c.stratum)"
+    )
     if t.catalog:
         found += " AND stratum IN (SELECT stratum FROM catalog)"
     describe = "LEFT JOIN catalog USING (stratum)" if t.catalog else ""

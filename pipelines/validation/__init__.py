@@ -2,6 +2,7 @@
 
 Importing this package does not import great_expectations (2.3 s): only building a `Validator` does.
 """
+
 from pipelines.validation.config import ValidationConfig
 from pipelines.validation.report import render_html, summary_table, write_html_summary
 from pipelines.validation.store import (

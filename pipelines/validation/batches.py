@@ -5,6 +5,7 @@ columns once instead of in every query saves a fifth of the time on a million ro
 table per source keeps each batch's queries to its own rows. Only the columns the expectations read are copied.
 Temp tables live on the connection that made them, which is the one GX is lent.
 """
+
 from __future__ import annotations
 
 import uuid
@@ -32,8 +33,9 @@ def present_columns(con: duckdb.DuckDBPyConnection, rows: str, params: Sequence[
     return [d[0] for d in con.execute(f"SELECT * FROM ({rows}) AS batch LIMIT 0", list(params)).description]
 
 
-def computable(con: duckdb.DuckDBPyConnection, rows: str, params: Sequence[Any],
-               derived: Sequence[DerivedColumn]) -> list[DerivedColumn]:
+def computable(
+    con: duckdb.DuckDBPyConnection, rows: str, params: Sequence[Any], derived: Sequence[DerivedColumn]
+) -> list[DerivedColumn]:
     """The derived columns whose inputs the rows have. One left out makes its expectation fail with GX's
     'column does not exist', as for any missing column (the lineage suite names the missing ones)."""
     import duckdb
@@ -53,14 +55,23 @@ def select_list(columns: Sequence[str], derived: Sequence[DerivedColumn]) -> str
 
 
 @contextmanager
-def materialized(con: duckdb.DuckDBPyConnection, rows: str, params: Sequence[Any], columns: Sequence[str],
-                 derived: Sequence[DerivedColumn]) -> Iterator[Batches]:
+def materialized(
+    con: duckdb.DuckDBPyConnection,
+    rows: str,
+    params: Sequence[Any],
+    columns: Sequence[str],
+    derived: Sequence[DerivedColumn],
+) -> Iterator[Batches]:
     """Materializes `rows` (a query with `params`) per source: the wanted `columns` it has and the `derived`
     columns it can compute. The tables are dropped on exit."""
     present = set(present_columns(con, rows, params))
     select = select_list([c for c in columns if c in present], computable(con, rows, params, derived))
-    sources = [s for (s,) in con.execute(f"SELECT DISTINCT source FROM ({rows}) AS batch ORDER BY source",
-                                         list(params)).fetchall()]
+    sources = [
+        s
+        for (s,) in con.execute(
+            f"SELECT DISTINCT source FROM ({rows}) AS batch ORDER BY source", list(params)
+        ).fetchall()
+    ]
     prefix = f"_validation_{uuid.uuid4().hex}"
     tables = {source: f"{prefix}_{i}" for i, source in enumerate(sources)}
     whole = f"{prefix}_all" if len(tables) > 1 else next(iter(tables.values()), None)
@@ -69,11 +80,14 @@ def materialized(con: duckdb.DuckDBPyConnection, rows: str, params: Sequence[Any
             # `source = ?` lets DuckDB skip the row groups of other sources; the schema forbids a NULL source,
             # but a batch that has one still gets validated (and fails `not null`).
             where, param = ("source IS NULL", []) if source is None else ("source = ?", [source])
-            con.execute(f"CREATE TEMP TABLE {table} AS SELECT\n  {select}\nFROM ({rows}) AS batch WHERE {where}",
-                        [*params, *param])
+            con.execute(
+                f"CREATE TEMP TABLE {table} AS SELECT\n  {select}\nFROM ({rows}) AS batch WHERE {where}",
+                [*params, *param],
+            )
         if len(tables) > 1:
-            con.execute(f"CREATE TEMP VIEW {whole} AS " + " UNION ALL ".join(f"SELECT * FROM {t}"
-                                                                           for t in tables.values()))
+            con.execute(
+                f"CREATE TEMP VIEW {whole} AS " + " UNION ALL ".join(f"SELECT * FROM {t}" for t in tables.values())
+            )
         yield Batches(tables, whole)
     finally:
         if len(tables) > 1:

@@ -1,4 +1,5 @@
 """Validation settings: a small frozen, picklable dataclass (it travels to Beam workers)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -13,6 +13,7 @@ tests/validation/test_validation_gx_duckdb.py checks both sides: an expectation 
 fails with the right count through this dialect, and is lost through duckdb_engine's own. When the second test
 fails, a later duckdb_engine or GX has fixed the bug: delete this workaround.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -51,5 +52,6 @@ registry.register("duckdb.gx", __name__, NoTransactionDialect.__name__)
 
 def add_duckdb_datasource(context: Any, name: str, con: duckdb.DuckDBPyConnection) -> Any:
     """A GX SQL datasource whose every query runs on `con` (its temp tables included)."""
-    return context.data_sources.add_sql(name=name, connection_string=CONNECTION_STRING,
-                                        kwargs={"creator": lambda: BorrowedConnection(con)})
+    return context.data_sources.add_sql(
+        name=name, connection_string=CONNECTION_STRING, kwargs={"creator": lambda: BorrowedConnection(con)}
+    )

@@ -2,6 +2,7 @@
 
 GX Data Docs load their CSS and JavaScript from CDNs and do not render offline; these use no external asset.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -17,8 +18,17 @@ SCOPE_ORDER = {"source": 0, "window": 1, "warehouse": 2}
 MAX_CELL = 70
 # Columns whose unexpected values are codes, not patient data: only these are quoted as examples in summaries
 # (the warehouse's validation_results keeps every detail; terminals and shared HTML pages get counts and codes).
-CODE_COLUMNS = frozenset({"race_ethnicity_status", "omb2024_category", "hedis_race", "hedis_ethnicity",
-                          "administrative_gender", "race_source_format", "preferred_language"})
+CODE_COLUMNS = frozenset(
+    {
+        "race_ethnicity_status",
+        "omb2024_category",
+        "hedis_race",
+        "hedis_ethnicity",
+        "administrative_gender",
+        "race_source_format",
+        "preferred_language",
+    }
+)
 
 
 def _details(row: dict[str, Any]) -> dict[str, Any]:
@@ -64,8 +74,9 @@ def describe(row: dict[str, Any]) -> str:
         sample = details.get("partial_unexpected_list")
         column = str(row.get("expectation", "")).partition("(")[2].rstrip(")")
         if sample and unexpected and column in CODE_COLUMNS:
-            text += ", e.g. " + ", ".join(json.dumps(v, default=str) if not isinstance(v, str) else v
-                                          for v in sample[:3])
+            text += ", e.g. " + ", ".join(
+                json.dumps(v, default=str) if not isinstance(v, str) else v for v in sample[:3]
+            )
         return text
     observed = _observed(row)
     if observed is None:
@@ -96,8 +107,14 @@ def _window(row: dict[str, Any]) -> str:
 
 
 def _batch_key(row: dict[str, Any]) -> tuple:
-    return (SCOPE_ORDER.get(row.get("scope"), 9), row.get("scope"), row.get("source") or "",
-            _when(row.get("window_start")), row.get("validation_id") or "", row.get("run_id") or "")
+    return (
+        SCOPE_ORDER.get(row.get("scope"), 9),
+        row.get("scope"),
+        row.get("source") or "",
+        _when(row.get("window_start")),
+        row.get("validation_id") or "",
+        row.get("run_id") or "",
+    )
 
 
 def group_batches(rows: Iterable[dict[str, Any]]) -> OrderedDict[tuple, list[dict[str, Any]]]:
@@ -124,7 +141,7 @@ def _batch_line(batch: list[dict[str, Any]]) -> dict[str, str]:
 
 def _cell(value: Any) -> str:
     text = " ".join(str(value).split())
-    return text if len(text) <= MAX_CELL else text[:MAX_CELL - 3] + "..."
+    return text if len(text) <= MAX_CELL else text[: MAX_CELL - 3] + "..."
 
 
 def _text_table(headers: Sequence[str], lines: Sequence[Sequence[Any]]) -> str:
@@ -141,8 +158,10 @@ def headline(rows: Sequence[dict[str, Any]]) -> str:
     runs = sorted({r.get("run_id") for r in rows if r.get("run_id")})
     batches = len(group_batches(rows))
     verdict = "all passed" if not failed else f"{failed} failed"
-    return (f"Validation{' of run ' + ', '.join(runs) if runs else ''}: {batches} batch(es), "
-            f"{len(rows)} expectation results, {verdict}")
+    return (
+        f"Validation{' of run ' + ', '.join(runs) if runs else ''}: {batches} batch(es), "
+        f"{len(rows)} expectation results, {verdict}"
+    )
 
 
 def summary_table(rows: list[dict[str, Any]]) -> str:
@@ -151,20 +170,27 @@ def summary_table(rows: list[dict[str, Any]]) -> str:
         return "Validation: nothing was validated"
     batches = group_batches(rows)
     has_windows = any(_window(b[0]) for b in batches.values())
-    headers = ["SCOPE", "SOURCE"] + (["WINDOW"] if has_windows else []) + ["PATIENTS", "COMPLETENESS",
-                                                                         "PASSED", "RESULT"]
+    headers = (
+        ["SCOPE", "SOURCE"] + (["WINDOW"] if has_windows else []) + ["PATIENTS", "COMPLETENESS", "PASSED", "RESULT"]
+    )
     lines = []
     for batch in batches.values():
         b = _batch_line(batch)
-        lines.append([b["scope"], b["source"]] + ([b["window"]] if has_windows else [])
-                     + [b["patients"], b["completeness"], b["passed"], b["result"]])
+        lines.append(
+            [b["scope"], b["source"]]
+            + ([b["window"]] if has_windows else [])
+            + [b["patients"], b["completeness"], b["passed"], b["result"]]
+        )
     parts = [headline(rows), "", _text_table(headers, lines)]
     failed = [r for batch in batches.values() for r in batch if not r["success"]]
     if failed:
-        headers = ["SCOPE", "SOURCE"] + (["WINDOW"] if has_windows else []) + ["SUITE", "EXPECTATION",
-                                                                             "OBSERVED"]
-        lines = [[r.get("scope"), r.get("source") or "(all)"] + ([_window(r)] if has_windows else [])
-                 + [r.get("suite"), r.get("expectation"), describe(r)] for r in failed]
+        headers = ["SCOPE", "SOURCE"] + (["WINDOW"] if has_windows else []) + ["SUITE", "EXPECTATION", "OBSERVED"]
+        lines = [
+            [r.get("scope"), r.get("source") or "(all)"]
+            + ([_window(r)] if has_windows else [])
+            + [r.get("suite"), r.get("expectation"), describe(r)]
+            for r in failed
+        ]
         parts += ["", "Failed expectations:", _text_table(headers, lines)]
     return "\n".join(parts) + "\n"
 
@@ -194,10 +220,17 @@ def render_html(rows: list[dict[str, Any]], title: str = "Demographics validatio
     """The summary as one self-contained HTML document (inline CSS, no scripts, no external links)."""
     from pipelines.report.page import render
 
-    batches = [(_batch_line(batch), [dict(r, observed=describe(r), facts=key_facts(r)) for r in batch])
-               for batch in group_batches(rows).values()]
-    return render("validation.html.j2", title=title, headline=headline(rows) if rows else "Nothing was validated.",
-                  batches=batches, generated=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ"))
+    batches = [
+        (_batch_line(batch), [dict(r, observed=describe(r), facts=key_facts(r)) for r in batch])
+        for batch in group_batches(rows).values()
+    ]
+    return render(
+        "validation.html.j2",
+        title=title,
+        headline=headline(rows) if rows else "Nothing was validated.",
+        batches=batches,
+        generated=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ"),
+    )
 
 
 def write_html_summary(rows: list[dict[str, Any]], path: str | Path) -> None:

@@ -1,4 +1,5 @@
 """The validation_results table: DDL, batch insert, whole-warehouse validation and trend queries."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -23,8 +24,10 @@ RESULTS_TABLE = "validation_results"
 PATIENTS_TABLE = "patient_demographics"
 # The completeness expectation's label, then the one it had before unmapped text stopped counting (issue 9):
 # stored results of both trend together.
-COMPLETENESS_LABELS = ("expect_column_values_to_be_in_set(counts_toward_completeness)",
-                       "expect_column_values_to_be_in_set(race_ethnicity_status)")
+COMPLETENESS_LABELS = (
+    "expect_column_values_to_be_in_set(counts_toward_completeness)",
+    "expect_column_values_to_be_in_set(race_ethnicity_status)",
+)
 
 # One row per expectation per validated batch. validation_id identifies one batch's validation (all its rows
 # share it); `expectation` is stable across runs so that results can be trended.
@@ -57,8 +60,9 @@ def ensure_validation_results_table(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def results_arrow(rows: Iterable[dict[str, Any]]) -> pa.Table:
-    return pa.Table.from_pylist([{name: row.get(name) for name, _, _ in RESULT_COLUMNS} for row in rows],
-                                schema=RESULTS_ARROW_SCHEMA)
+    return pa.Table.from_pylist(
+        [{name: row.get(name) for name, _, _ in RESULT_COLUMNS} for row in rows], schema=RESULTS_ARROW_SCHEMA
+    )
 
 
 def store_results(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]]) -> None:
@@ -96,20 +100,28 @@ def shared_validator(config: ValidationConfig = ValidationConfig()) -> Validator
 
 
 def has_patients_table(con: duckdb.DuckDBPyConnection) -> bool:
-    found = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?",
-                        [PATIENTS_TABLE]).fetchone()
+    found = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [PATIENTS_TABLE]
+    ).fetchone()
     return bool(found and found[0])
 
 
-def _per_source(validator: Validator, con: duckdb.DuckDBPyConnection, batches: Batches,
-                run_id: str) -> list[dict[str, Any]]:
-    return [row for source, table in batches.by_source.items()
-            for row in validator.validate(con, table, scope="source", source=source, run_id=run_id)]
+def _per_source(
+    validator: Validator, con: duckdb.DuckDBPyConnection, batches: Batches, run_id: str
+) -> list[dict[str, Any]]:
+    return [
+        row
+        for source, table in batches.by_source.items()
+        for row in validator.validate(con, table, scope="source", source=source, run_id=run_id)
+    ]
 
 
-def validate_warehouse(con: duckdb.DuckDBPyConnection, run_id: str,
-                       config: ValidationConfig = ValidationConfig(),
-                       validator: Validator | None = None) -> list[dict[str, Any]]:
+def validate_warehouse(
+    con: duckdb.DuckDBPyConnection,
+    run_id: str,
+    config: ValidationConfig = ValidationConfig(),
+    validator: Validator | None = None,
+) -> list[dict[str, Any]]:
     """Validates what has landed: each source (scope 'source') and the whole table (scope 'warehouse').
 
     Stores the rows in validation_results and returns them. Raises NoPatientsError on a warehouse without a
@@ -146,37 +158,52 @@ def completeness_trend(con: duckdb.DuckDBPyConnection, scope: str = "source") ->
     completeness results (under the current label and the one before issue 9): columns run_id, validated_at,
     source, window_start, patients, reported_share, goal, success."""
     labels = ", ".join("?" for _ in COMPLETENESS_LABELS)
-    return con.execute(f"""
+    return con.execute(
+        f"""
         SELECT run_id, validated_at, source, window_start, element_count AS patients,
                round(1 - CAST(observed_value AS DOUBLE) / 100, 6) AS reported_share,
                CAST(json_extract(details, '$.kwargs.mostly') AS DOUBLE) AS goal, success
         FROM {RESULTS_TABLE}
         WHERE suite = 'completeness' AND scope = ? AND expectation IN ({labels})
         ORDER BY source, validated_at, run_id, window_start
-    """, [scope, *COMPLETENESS_LABELS]).fetchdf()
+    """,
+        [scope, *COMPLETENESS_LABELS],
+    ).fetchdf()
 
 
-def validate_landed_batch(con: duckdb.DuckDBPyConnection, run_id: str,
-                          config: ValidationConfig = ValidationConfig()) -> list[dict[str, Any]]:
+def validate_landed_batch(
+    con: duckdb.DuckDBPyConnection, run_id: str, config: ValidationConfig = ValidationConfig()
+) -> list[dict[str, Any]]:
     """Validates, per source, the landed rows of the Patients a batch read (temp table `_batch_keys` of the
     commit, on `con`) and stores the results."""
     validator = shared_validator(config)
-    with validator.batches(con, f"SELECT p.* FROM {PATIENTS_TABLE} p "
-                                "SEMI JOIN _batch_keys b USING (source, patient_id)") as batches:
+    with validator.batches(
+        con, f"SELECT p.* FROM {PATIENTS_TABLE} p SEMI JOIN _batch_keys b USING (source, patient_id)"
+    ) as batches:
         rows = _per_source(validator, con, batches, run_id)
     store_results(con, rows)
     return rows
 
 
-def validate_window(con: duckdb.DuckDBPyConnection, run_id: str, source: str, start: dt.datetime,
-                    end: dt.datetime, config: ValidationConfig = ValidationConfig()) -> list[dict[str, Any]]:
+def validate_window(
+    con: duckdb.DuckDBPyConnection,
+    run_id: str,
+    source: str,
+    start: dt.datetime,
+    end: dt.datetime,
+    config: ValidationConfig = ValidationConfig(),
+) -> list[dict[str, Any]]:
     """Validates the patients a watch run landed in [start, end) and stores the results (none landed: none)."""
     validator = shared_validator(config)
-    with validator.batches(con, f"SELECT * FROM {PATIENTS_TABLE} WHERE run_id = ? AND ingested_at >= ? "
-                                "AND ingested_at < ?", [run_id, start, end]) as batches:
+    with validator.batches(
+        con,
+        f"SELECT * FROM {PATIENTS_TABLE} WHERE run_id = ? AND ingested_at >= ? AND ingested_at < ?",
+        [run_id, start, end],
+    ) as batches:
         if batches.whole is None:
             return []
-        rows = validator.validate(con, batches.whole, scope="window", source=source, run_id=run_id,
-                                  window_start=start, window_end=end)
+        rows = validator.validate(
+            con, batches.whole, scope="window", source=source, run_id=run_id, window_start=start, window_end=end
+        )
     store_results(con, rows)
     return rows

@@ -5,6 +5,7 @@ cannot express on a column of its own (a list column against other columns, a re
 expression over a patient_demographics row, computed once per batch in DuckDB, and an expectation that the
 column is true. The rules live as data, beside the expectations that use them.
 """
+
 from __future__ import annotations
 
 import copy
@@ -84,8 +85,9 @@ def expectation_label(type_: str, kwargs: Mapping[str, Any]) -> str:
     return f"{type_}({','.join(expectation_columns(kwargs))})"
 
 
-def suite_texts(package: str = SUITES_PACKAGE, folder: Path = REPO_SUITES_DIR,
-                checkout: bool = (CHECKOUT / "setup.py").is_file()) -> dict[str, str]:
+def suite_texts(
+    package: str = SUITES_PACKAGE, folder: Path = REPO_SUITES_DIR, checkout: bool = (CHECKOUT / "setup.py").is_file()
+) -> dict[str, str]:
     """{file name: JSON text} of every suite: in a source checkout from its `expectations/` folder, else from the
     installed package `pipelines.expectations`."""
     texts: dict[str, str] = {}
@@ -94,8 +96,11 @@ def suite_texts(package: str = SUITES_PACKAGE, folder: Path = REPO_SUITES_DIR,
     if not texts:
         try:
             root = resources.files(package)
-            texts = {p.name: p.read_text(encoding="utf-8") for p in root.iterdir()
-                     if p.name.endswith(".json") and p.is_file()}
+            texts = {
+                p.name: p.read_text(encoding="utf-8")
+                for p in root.iterdir()
+                if p.name.endswith(".json") and p.is_file()
+            }
         except ModuleNotFoundError:
             pass
     if not texts:
@@ -111,9 +116,13 @@ def sql_list(values: Sequence[str]) -> str:
 def derived_columns(meta: Mapping[str, Any]) -> tuple[DerivedColumn, ...]:
     """The suite's derived columns; `$name` in an expression stands for the list `name` of the suite's meta."""
     return tuple(
-        DerivedColumn(name, re.sub(r"\$([a-z_]+)", lambda m: sql_list(meta[m.group(1)]), "\n".join(rule["sql"])),
-                      rule["description"])
-        for name, rule in meta.get("derived_columns", {}).items())
+        DerivedColumn(
+            name,
+            re.sub(r"\$([a-z_]+)", lambda m: sql_list(meta[m.group(1)]), "\n".join(rule["sql"])),
+            rule["description"],
+        )
+        for name, rule in meta.get("derived_columns", {}).items()
+    )
 
 
 def parse_suite(text: str, config: ValidationConfig = ValidationConfig()) -> SuiteSpec:

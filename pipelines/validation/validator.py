@@ -5,6 +5,7 @@ so the rows never leave DuckDB: no pandas frame of them is built. `import great_
 happens in `Validator.__init__` (once per process), never when this module is imported. The GX context does not
 pickle: a `Validator` is built where it is used, from a `ValidationConfig` (which pickles).
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -34,7 +35,7 @@ SCOPES = ("source", "warehouse", "window")
 # would cost time on every batch.
 RESULT_FORMAT = {"result_format": "BASIC", "partial_unexpected_count": 10}
 SAMPLE_IDS = 5
-BIRTH_DATE_TOLERANCE = dt.timedelta(days=1)     # a birth "today" in a time zone ahead of UTC
+BIRTH_DATE_TOLERANCE = dt.timedelta(days=1)  # a birth "today" in a time zone ahead of UTC
 LAST_UPDATED_TOLERANCE = dt.timedelta(minutes=5)  # clock skew between the feed's server and ours
 _INDEX_KEY = "validation_index"
 
@@ -93,8 +94,13 @@ def _exception_message(exception_info: Any) -> str | None:
         return None
     if "raised_exception" in exception_info:
         return exception_info.get("exception_message") if exception_info.get("raised_exception") else None
-    messages = sorted({info.get("exception_message") or "error" for info in exception_info.values()
-                       if isinstance(info, Mapping) and info.get("raised_exception")})
+    messages = sorted(
+        {
+            info.get("exception_message") or "error"
+            for info in exception_info.values()
+            if isinstance(info, Mapping) and info.get("raised_exception")
+        }
+    )
     return "; ".join(messages) or None
 
 
@@ -102,14 +108,21 @@ def suite_parameters(now: dt.datetime | None = None) -> dict[str, Any]:
     """Values for the `{"$PARAMETER": ...}` bounds of the plausibility suite, computed at each validation."""
     now = now or dt.datetime.now(dt.UTC)
     max_birth_date = (now + BIRTH_DATE_TOLERANCE).date()
-    return {"max_birth_date": max_birth_date, "max_birth_year": max_birth_date.year,
-            "max_last_updated": now + LAST_UPDATED_TOLERANCE}
+    return {
+        "max_birth_date": max_birth_date,
+        "max_birth_year": max_birth_date.year,
+        "max_last_updated": now + LAST_UPDATED_TOLERANCE,
+    }
 
 
 def sample_patient_ids(con: duckdb.DuckDBPyConnection, table: str, column: str) -> list[str]:
     """A few patients whose derived column is false: for the warehouse's validation_results only."""
-    return [pid for (pid,) in con.execute(f'SELECT patient_id FROM {table} WHERE NOT "{column}" '
-                                          f"ORDER BY patient_id LIMIT {SAMPLE_IDS}").fetchall()]
+    return [
+        pid
+        for (pid,) in con.execute(
+            f'SELECT patient_id FROM {table} WHERE NOT "{column}" ORDER BY patient_id LIMIT {SAMPLE_IDS}'
+        ).fetchall()
+    ]
 
 
 class Validator:
@@ -122,8 +135,9 @@ class Validator:
         self.derived: list[DerivedColumn] = [column for suite in self.suites for column in suite.derived]
         self._derived_names = {column.name for column in self.derived}
         # What a batch table holds: every column an expectation reads (the derived ones are computed).
-        self.columns: list[str] = list(dict.fromkeys(
-            column for spec in self.specs for column in spec.columns if column not in self._derived_names))
+        self.columns: list[str] = list(
+            dict.fromkeys(column for spec in self.specs for column in spec.columns if column not in self._derived_names)
+        )
 
         started = time.perf_counter()
         gx = _import_gx()
@@ -136,22 +150,36 @@ class Validator:
         # All suites run as one GX suite (one metric graph per batch); every expectation carries its position so
         # that results map back to the suite file it came from.
         expectations = [
-            ExpectationConfiguration(type=spec.type, kwargs=dict(spec.kwargs),
-                                     meta={**spec.meta, _INDEX_KEY: index}).to_domain_obj()
-            for index, spec in enumerate(self.specs)]
+            ExpectationConfiguration(
+                type=spec.type, kwargs=dict(spec.kwargs), meta={**spec.meta, _INDEX_KEY: index}
+            ).to_domain_obj()
+            for index, spec in enumerate(self.specs)
+        ]
         self._suite = context.suites.add(gx.ExpectationSuite(name="demographics", expectations=expectations))
         self._context = context
-        log.debug("validator ready: %d suites, %d expectations, %.2f s", len(self.suites), len(self.specs),
-                  time.perf_counter() - started)
+        log.debug(
+            "validator ready: %d suites, %d expectations, %.2f s",
+            len(self.suites),
+            len(self.specs),
+            time.perf_counter() - started,
+        )
 
-    def batches(self, con: duckdb.DuckDBPyConnection, rows: str,
-                params: Sequence[Any] = ()) -> AbstractContextManager[Batches]:
+    def batches(
+        self, con: duckdb.DuckDBPyConnection, rows: str, params: Sequence[Any] = ()
+    ) -> AbstractContextManager[Batches]:
         """The rows of a query, materialized per source with the derived columns (dropped on exit)."""
         return materialized(con, rows, params, self.columns, self.derived)
 
-    def validate(self, con: duckdb.DuckDBPyConnection, table: str, scope: str, source: str | None, run_id: str,
-                 window_start: dt.datetime | None = None,
-                 window_end: dt.datetime | None = None) -> list[dict[str, Any]]:
+    def validate(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        table: str,
+        scope: str,
+        source: str | None,
+        run_id: str,
+        window_start: dt.datetime | None = None,
+        window_end: dt.datetime | None = None,
+    ) -> list[dict[str, Any]]:
         """Runs every suite on one table (or view) of `con`: a source, a window, or the whole warehouse.
 
         Returns one validation_results row per expectation; nothing is stored here (see `store_results`).
@@ -166,27 +194,42 @@ class Validator:
         name = f"batch_{uuid.uuid4().hex}"
         datasource = add_duckdb_datasource(self._context, name, con)
         try:
-            batch = datasource.add_table_asset(name=table, table_name=table).add_batch_definition_whole_table(
-                "whole").get_batch()
-            result = batch.validate(self._suite, expectation_parameters=suite_parameters(),
-                                    result_format=RESULT_FORMAT)
+            batch = (
+                datasource.add_table_asset(name=table, table_name=table)
+                .add_batch_definition_whole_table("whole")
+                .get_batch()
+            )
+            result = batch.validate(self._suite, expectation_parameters=suite_parameters(), result_format=RESULT_FORMAT)
         finally:  # a datasource per batch: its metric cache and its hold on `con` end here
             self._context.data_sources.delete(name)
 
         common = {
-            "validation_id": uuid.uuid4().hex, "run_id": run_id, "validated_at": validated_at, "scope": scope,
-            "source": source, "window_start": _utc(window_start), "window_end": _utc(window_end),
+            "validation_id": uuid.uuid4().hex,
+            "run_id": run_id,
+            "validated_at": validated_at,
+            "scope": scope,
+            "source": source,
+            "window_start": _utc(window_start),
+            "window_end": _utc(window_end),
         }
         rows = []
         for item in sorted(result.results, key=lambda r: r.expectation_config.meta[_INDEX_KEY]):
             spec = self.specs[item.expectation_config.meta[_INDEX_KEY]]
             rows.append({**common, **self._row(spec, item, con, table, patients)})
-        log.debug("validated %s (%s %s): %d/%d passed in %.3f s", table, scope, source,
-                  sum(r["success"] for r in rows), len(rows), time.perf_counter() - started)
+        log.debug(
+            "validated %s (%s %s): %d/%d passed in %.3f s",
+            table,
+            scope,
+            source,
+            sum(r["success"] for r in rows),
+            len(rows),
+            time.perf_counter() - started,
+        )
         return rows
 
-    def _row(self, spec: ExpectationSpec, item: Any, con: duckdb.DuckDBPyConnection, table: str,
-             patients: int) -> dict[str, Any]:
+    def _row(
+        self, spec: ExpectationSpec, item: Any, con: duckdb.DuckDBPyConnection, table: str, patients: int
+    ) -> dict[str, Any]:
         res = dict(item.result or {})
         error = _exception_message(item.exception_info)
         mismatched = res.get("details", {}).get("mismatched") if isinstance(res.get("details"), Mapping) else None
@@ -199,8 +242,11 @@ class Validator:
             observed = res["unexpected_percent"]
         else:
             observed = None
-        kwargs = {k: v for k, v in item.expectation_config.kwargs.items()
-                  if k not in ("batch_id", "column", "column_list", "column_set")}
+        kwargs = {
+            k: v
+            for k, v in item.expectation_config.kwargs.items()
+            if k not in ("batch_id", "column", "column_list", "column_set")
+        }
         details: dict[str, Any] = {"kwargs": kwargs}
         for key in ("unexpected_percent", "missing_count", "partial_unexpected_list"):
             if res.get(key) not in (None, []):

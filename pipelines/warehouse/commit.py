@@ -7,6 +7,7 @@ the stored one changes nothing. A deletion removes the patient, and no version w
 than the deletion brings it back, whatever the order of arrival. The rows, the dead letters, the deletions, the
 kept Observations and the ledger rows of the batch are committed together.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -48,8 +49,9 @@ def _columns(table: str, prefix: str = "") -> str:
     return ", ".join(f'{prefix}"{name}"' for name in field_names(table))
 
 
-def decide_files(con: duckdb.DuckDBPyConnection, files: list[InputFileResult], landed_at: dt.datetime,
-                 duplicates_land_nothing: bool) -> None:
+def decide_files(
+    con: duckdb.DuckDBPyConnection, files: list[InputFileResult], landed_at: dt.datetime, duplicates_land_nothing: bool
+) -> None:
     """Sets each file's ledger status and first arrival. A GCS object generation already in the ledger (a
     redelivered notification, a re-run backfill) is a duplicate: a generation's content never changes. A content
     already landed for the source (or landed earlier in this batch) keeps its first arrival; in `watch`
@@ -58,18 +60,24 @@ def decide_files(con: duckdb.DuckDBPyConnection, files: list[InputFileResult], l
     generations = sorted({f.generation for f in files if f.generation})
     known: dict[tuple[str, str], tuple[dt.datetime, str]] = {}
     if hashes:
-        for source, digest, first, path in con.execute(f"""
+        for source, digest, first, path in con.execute(
+            f"""
                 SELECT source, content_sha256, min(coalesce(first_arrived_at, arrived_at, landed_at)),
                        arg_min(input_file, landed_at)
                 FROM {LEDGER} WHERE status = 'landed' AND list_contains(?, content_sha256)
-                GROUP BY ALL""", [hashes]).fetchall():
+                GROUP BY ALL""",
+            [hashes],
+        ).fetchall():
             known[(source, digest)] = (first, path)
     objects: dict[tuple[str, str, str], dt.datetime] = {}
     if generations:
-        for source, path, generation, first in con.execute(f"""
+        for source, path, generation, first in con.execute(
+            f"""
                 SELECT source, input_file, object_generation, min(coalesce(first_arrived_at, arrived_at, landed_at))
                 FROM {LEDGER} WHERE status IN ('landed', 'duplicate') AND list_contains(?, object_generation)
-                GROUP BY ALL""", [generations]).fetchall():
+                GROUP BY ALL""",
+            [generations],
+        ).fetchall():
             objects[(source, path, generation)] = first
     for f in files:
         if f.content_sha256 is None:
@@ -91,14 +99,26 @@ def decide_files(con: duckdb.DuckDBPyConnection, files: list[InputFileResult], l
 
 
 def _files_table(files: list[InputFileResult]) -> pa.Table:
-    return pa.table({"input_file": [f.input_file for f in files], "status": [f.status for f in files],
-                     "first_arrived_at": [f.first_arrived_at for f in files]},
-                    schema=pa.schema([("input_file", pa.string()), ("status", pa.string()),
-                                      ("first_arrived_at", pa.timestamp("us", tz="UTC"))]))
+    return pa.table(
+        {
+            "input_file": [f.input_file for f in files],
+            "status": [f.status for f in files],
+            "first_arrived_at": [f.first_arrived_at for f in files],
+        },
+        schema=pa.schema(
+            [("input_file", pa.string()), ("status", pa.string()), ("first_arrived_at", pa.timestamp("us", tz="UTC"))]
+        ),
+    )
 
 
-def commit_batch(con: duckdb.DuckDBPyConnection, batch: StagedBatch, run_id: str, landed_at: dt.datetime,
-                 policy: Policy, duplicates_land_nothing: bool = False) -> CommitResult:
+def commit_batch(
+    con: duckdb.DuckDBPyConnection,
+    batch: StagedBatch,
+    run_id: str,
+    landed_at: dt.datetime,
+    policy: Policy,
+    duplicates_land_nothing: bool = False,
+) -> CommitResult:
     """Lands the batch in one transaction; returns what changed. Temp tables stay on the connection for the export
     and the validation: `_changes`, `_new_rejected`, `_new_deleted` (the new rows) and `_batch_keys` (every
     (source, patient_id) the batch read)."""
@@ -128,8 +148,10 @@ def commit_batch(con: duckdb.DuckDBPyConnection, batch: StagedBatch, run_id: str
         _land_versions(con, counts)
         _land_rejects(con, run_id)
         _write_ledger(con, batch.files, landed_at, run_id)
-        changed = {table: {row[0] for row in con.execute(f"SELECT DISTINCT source FROM {temp}").fetchall()}
-                   for table, temp in ((PATIENTS, "_changes"), (REJECTED, "_new_rejected"), (DELETED, "_new_deleted"))}
+        changed = {
+            table: {row[0] for row in con.execute(f"SELECT DISTINCT source FROM {temp}").fetchall()}
+            for table, temp in ((PATIENTS, "_changes"), (REJECTED, "_new_rejected"), (DELETED, "_new_deleted"))
+        }
         removed = {row[0] for row in con.execute("SELECT DISTINCT source FROM _removed").fetchall()}
         changed[PATIENTS] |= removed
         stale = mark_dirty(con, changed, landed_at)
@@ -160,8 +182,10 @@ def stage_view(con: duckdb.DuckDBPyConnection, batch: StagedBatch, kind: str, na
 def _latest_per_key(con: duckdb.DuckDBPyConnection, versions: str) -> None:
     """`_batch_latest` (a view): the batch's latest version per (source, patient_id). Keys that occur once (most of
     a Bulk export) are taken as they are; only repeated keys are ranked, and no row is copied until `_changes`."""
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _repeated_keys AS SELECT source, patient_id FROM {versions} "
-                "GROUP BY ALL HAVING count(*) > 1")
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE _repeated_keys AS SELECT source, patient_id FROM {versions} "
+        "GROUP BY ALL HAVING count(*) > 1"
+    )
     if not con.execute("SELECT count(*) FROM _repeated_keys").fetchone()[0]:
         con.execute(f"CREATE OR REPLACE TEMP VIEW _batch_latest AS SELECT * FROM {versions}")
         return
@@ -180,13 +204,16 @@ def _lands(input_file: str, files: list[InputFileResult]) -> bool:
 def _land_deletions(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
     """New deletions land in deleted_patients (once each); `_tombstones` holds the latest deletion of every key
     the batch touches."""
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE _new_deleted AS
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _new_deleted AS
         SELECT DISTINCT ON (source, patient_id, deleted_at) d.* REPLACE (? AS run_id) FROM _staged_{DELETED_KIND} d
         JOIN _files f USING (input_file)
         WHERE f.status = 'landed' AND NOT EXISTS (
             SELECT 1 FROM {DELETED} k WHERE k.source = d.source AND k.patient_id = d.patient_id
               AND k.deleted_at = d.deleted_at)
-        ORDER BY source, patient_id, deleted_at, input_file, input_position""", [run_id])
+        ORDER BY source, patient_id, deleted_at, input_file, input_position""",
+        [run_id],
+    )
     con.execute(f"INSERT INTO {DELETED} ({_columns(DELETED)}) SELECT {_columns(DELETED)} FROM _new_deleted")
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _tombstones AS
         SELECT source, patient_id, max(deleted_at) AS deleted_at FROM {DELETED}
@@ -215,9 +242,9 @@ def _land_versions(con: duckdb.DuckDBPyConnection, counts: RunCounts) -> None:
         WHERE coalesce(t.last_updated, '-infinity'::TIMESTAMPTZ) <= d.deleted_at
           AND NOT EXISTS (SELECT 1 FROM _changes c WHERE c.source = t.source AND c.patient_id = t.patient_id)""")
     con.execute("CREATE OR REPLACE TEMP TABLE _batch_keys AS SELECT source, patient_id FROM _batch_latest")
-    batch_size, = con.execute("SELECT count(*) FROM _batch_keys").fetchone()
+    (batch_size,) = con.execute("SELECT count(*) FROM _batch_keys").fetchone()
     changed, inserted = con.execute("SELECT count(*), count(*) FILTER (_is_new) FROM _changes").fetchone()
-    removed, = con.execute("SELECT count(*) FROM _removed").fetchone()
+    (removed,) = con.execute("SELECT count(*) FROM _removed").fetchone()
     con.execute(f"""DELETE FROM {PATIENTS} t USING (SELECT source, patient_id FROM _changes WHERE NOT _is_new
                                                     UNION ALL SELECT source, patient_id FROM _removed) k
                     WHERE t.source = k.source AND t.patient_id = k.patient_id""")
@@ -234,25 +261,41 @@ def _land_versions(con: duckdb.DuckDBPyConnection, counts: RunCounts) -> None:
 def _land_rejects(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
     """Dead letters of files that land; one already stored for the same place and content is not stored twice."""
     cols = _columns(REJECTED)
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE _new_rejected AS
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _new_rejected AS
         SELECT DISTINCT ON (source, input_file, position, reason, md5(raw_text)) s.* REPLACE (? AS run_id)
         FROM _staged_{REJECTED_KIND} s
         WHERE NOT EXISTS (SELECT 1 FROM _files f WHERE f.input_file = s.input_file AND f.status = 'duplicate')
           AND NOT EXISTS (SELECT 1 FROM {REJECTED} r
                           WHERE r.source = s.source AND r.input_file = s.input_file AND r.position = s.position
                             AND r.reason = s.reason AND md5(r.raw_text) = md5(s.raw_text))
-        ORDER BY source, input_file, position""", [run_id])
+        ORDER BY source, input_file, position""",
+        [run_id],
+    )
     con.execute(f"INSERT INTO {REJECTED} ({cols}) SELECT {cols} FROM _new_rejected")
 
 
-def _write_ledger(con: duckdb.DuckDBPyConnection, files: list[InputFileResult], landed_at: dt.datetime,
-                  run_id: str) -> None:
-    rows = [{"source": f.source, "input_file": f.input_file, "content_sha256": f.content_sha256,
-             "size_bytes": f.size_bytes, "object_generation": f.generation, "status": f.status,
-             "duplicate_of": f.duplicate_of, "arrived_at": f.arrived_at, "first_arrived_at": f.first_arrived_at,
-             "landed_at": landed_at, "run_id": run_id,
-             "lag_seconds": None if f.arrived_at is None else round((landed_at - f.arrived_at).total_seconds(), 3),
-             **f.counts} for f in files]
+def _write_ledger(
+    con: duckdb.DuckDBPyConnection, files: list[InputFileResult], landed_at: dt.datetime, run_id: str
+) -> None:
+    rows = [
+        {
+            "source": f.source,
+            "input_file": f.input_file,
+            "content_sha256": f.content_sha256,
+            "size_bytes": f.size_bytes,
+            "object_generation": f.generation,
+            "status": f.status,
+            "duplicate_of": f.duplicate_of,
+            "arrived_at": f.arrived_at,
+            "first_arrived_at": f.first_arrived_at,
+            "landed_at": landed_at,
+            "run_id": run_id,
+            "lag_seconds": None if f.arrived_at is None else round((landed_at - f.arrived_at).total_seconds(), 3),
+            **f.counts,
+        }
+        for f in files
+    ]
     con.register("_ledger_rows", pa.Table.from_pylist(rows, schema=arrow_schema(LEDGER)))
     con.execute(f"INSERT INTO {LEDGER} ({_columns(LEDGER)}) SELECT {_columns(LEDGER)} FROM _ledger_rows")
     con.unregister("_ledger_rows")

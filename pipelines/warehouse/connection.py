@@ -1,5 +1,6 @@
 """Opening the DuckDB file, and the DDL of every table (derived from `schemas/`, so every table exists from the
 first run on, even when empty)."""
+
 from __future__ import annotations
 
 import os
@@ -64,8 +65,9 @@ def check_warehouse_path(path: Path, must_exist: bool = False) -> None:
         raise UsageError(f"cannot use warehouse {path}: DuckDB cannot keep a database under a path containing '?'")
 
 
-def connect(warehouse: str | os.PathLike, read_only: bool = False, create: bool = True,
-            lock_wait: float = LOCK_WAIT_SECONDS) -> duckdb.DuckDBPyConnection:
+def connect(
+    warehouse: str | os.PathLike, read_only: bool = False, create: bool = True, lock_wait: float = LOCK_WAIT_SECONDS
+) -> duckdb.DuckDBPyConnection:
     """Opens the warehouse; an unusable path is a UsageError (one line, no traceback).
 
     DuckDB has one writer and readers block it: a lock held by another process is waited for up to `lock_wait`,

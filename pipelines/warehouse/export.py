@@ -7,6 +7,7 @@ grow (more than MAX_DELTA_FILES, or more rows than COMPACT_RATIO of the rewritte
 rows from it, or when an earlier export did not finish (the `dirty` mark, set in the landing's own transaction).
 Reading rule for the copy of patient_demographics: per (source, patient_id), the row of the highest-numbered file.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -44,18 +45,23 @@ def partition_dir(parquet_dir: str, table: str, source: str) -> str:
     return FileSystems.join(parquet_dir, table, partition_dir_name(source))
 
 
-def mark_dirty(con: duckdb.DuckDBPyConnection, sources_by_table: dict[str, set[str]],
-               now: dt.datetime) -> set[tuple[str, str]]:
+def mark_dirty(
+    con: duckdb.DuckDBPyConnection, sources_by_table: dict[str, set[str]], now: dt.datetime
+) -> set[tuple[str, str]]:
     """Inside the landing's transaction: these partitions may lag until their export finishes. Returns the
     partitions that were already lagging (an earlier export did not finish): those are rewritten whole."""
     stale = set(con.execute(f"SELECT table_name, source FROM {PARQUET_PARTITIONS} WHERE dirty").fetchall())
     for table, sources in sources_by_table.items():
         for source in sources:
-            con.execute(f"UPDATE {PARQUET_PARTITIONS} SET dirty = true, updated_at = ? "
-                        "WHERE table_name = ? AND source = ?", [now, table, source])
-            con.execute(f"""INSERT INTO {PARQUET_PARTITIONS} SELECT ?, ?, true, 0, 0, 0, ? WHERE NOT EXISTS (
+            con.execute(
+                f"UPDATE {PARQUET_PARTITIONS} SET dirty = true, updated_at = ? WHERE table_name = ? AND source = ?",
+                [now, table, source],
+            )
+            con.execute(
+                f"""INSERT INTO {PARQUET_PARTITIONS} SELECT ?, ?, true, 0, 0, 0, ? WHERE NOT EXISTS (
                             SELECT 1 FROM {PARQUET_PARTITIONS} WHERE table_name = ? AND source = ?)""",
-                        [table, source, now, table, source])
+                [table, source, now, table, source],
+            )
     return stale
 
 
@@ -69,8 +75,9 @@ def _write(con: duckdb.DuckDBPyConnection, query: str, params: list, table: str,
     local disk (parallel), streamed through Arrow elsewhere (gs://)."""
     tmp = FileSystems.join(os.path.dirname(target), f".{os.path.basename(target)}.{uuid.uuid4().hex}.tmp")
     if "://" not in tmp:
-        rows, = con.execute(f"COPY ({query}) TO {sql_string(tmp)} (FORMAT parquet, COMPRESSION zstd)",
-                            params).fetchone()
+        (rows,) = con.execute(
+            f"COPY ({query}) TO {sql_string(tmp)} (FORMAT parquet, COMPRESSION zstd)", params
+        ).fetchone()
         os.replace(tmp, target)
         return rows
     reader = con.execute(query, params).fetch_record_batch(ROWS_PER_BATCH)
@@ -83,32 +90,45 @@ def _write(con: duckdb.DuckDBPyConnection, query: str, params: list, table: str,
     return rows
 
 
-def plan_export(con: duckdb.DuckDBPyConnection, parquet_dir: str, changed: dict[str, set[str]], removed: set[str],
-                stale: set[tuple[str, str]]) -> dict[tuple[str, str], bool]:
+def plan_export(
+    con: duckdb.DuckDBPyConnection,
+    parquet_dir: str,
+    changed: dict[str, set[str]],
+    removed: set[str],
+    stale: set[tuple[str, str]],
+) -> dict[tuple[str, str], bool]:
     """The partitions the export of the last commit touches: (table, source) -> True when it is rewritten whole
     from the warehouse, False when the commit's new rows are appended as one more file."""
     pending = {(t, s) for t, sources in changed.items() for s in sources}
-    lagging = stale | set(con.execute(f"SELECT table_name, source FROM {PARQUET_PARTITIONS} WHERE dirty").fetchall()
-                          ) - pending
+    lagging = (
+        stale
+        | set(con.execute(f"SELECT table_name, source FROM {PARQUET_PARTITIONS} WHERE dirty").fetchall()) - pending
+    )
     plan = {}
     for table, source in pending | lagging:
         delta_files, delta_rows, base_rows = _state(con, table, source)
         new_rows = _count(con, NEW_COUNTS[table], source) if source in changed.get(table, set()) else 0
-        plan[(table, source)] = ((table, source) in stale or (table, source) in lagging
-                                 or (table == PATIENTS and source in removed)
-                                 or delta_files + 1 > MAX_DELTA_FILES
-                                 or delta_rows + new_rows > max(COMPACT_MIN_ROWS, COMPACT_RATIO * base_rows)
-                                 or not _has_parts(partition_dir(parquet_dir, table, source)))
+        plan[(table, source)] = (
+            (table, source) in stale
+            or (table, source) in lagging
+            or (table == PATIENTS and source in removed)
+            or delta_files + 1 > MAX_DELTA_FILES
+            or delta_rows + new_rows > max(COMPACT_MIN_ROWS, COMPACT_RATIO * base_rows)
+            or not _has_parts(partition_dir(parquet_dir, table, source))
+        )
     return plan
 
 
 def _state(con: duckdb.DuckDBPyConnection, table: str, source: str) -> tuple[int, int, int]:
-    return con.execute(f"SELECT delta_files, delta_rows, base_rows FROM {PARQUET_PARTITIONS} "
-                       "WHERE table_name = ? AND source = ?", [table, source]).fetchone() or (0, 0, 0)
+    return con.execute(
+        f"SELECT delta_files, delta_rows, base_rows FROM {PARQUET_PARTITIONS} WHERE table_name = ? AND source = ?",
+        [table, source],
+    ).fetchone() or (0, 0, 0)
 
 
-def export(con: duckdb.DuckDBPyConnection, parquet_dir: str, plan: dict[tuple[str, str], bool],
-           now: dt.datetime) -> list[str]:
+def export(
+    con: duckdb.DuckDBPyConnection, parquet_dir: str, plan: dict[tuple[str, str], bool], now: dt.datetime
+) -> list[str]:
     """Exports the last commit's new rows (temp tables of commit_batch) as `plan_export` says: rewritten partitions
     from the warehouse table, the others by appending. Returns the files written."""
     written = []
@@ -121,14 +141,12 @@ def export(con: duckdb.DuckDBPyConnection, parquet_dir: str, plan: dict[tuple[st
         cols = ", ".join(f'"{c}"' for c in field_names(table))
         if rewrite:
             old = [p for p in list_folder(folder) if _PART.match(os.path.basename(p))]
-            rows = _write(con, f"SELECT {cols} FROM {table} WHERE source = ?", [source],
-                          table, target)
+            rows = _write(con, f"SELECT {cols} FROM {table} WHERE source = ?", [source], table, target)
             if old:
                 FileSystems.delete(old)
             state = (0, 0, rows)
         else:
-            rows = _write(con, f"SELECT {cols} FROM {NEW_ROWS[table]} WHERE source = ?",
-                          [source], table, target)
+            rows = _write(con, f"SELECT {cols} FROM {NEW_ROWS[table]} WHERE source = ?", [source], table, target)
             state = (state[0] + 1, state[1] + rows, state[2])
         con.execute(f"DELETE FROM {PARQUET_PARTITIONS} WHERE table_name = ? AND source = ?", [table, source])
         con.execute(f"INSERT INTO {PARQUET_PARTITIONS} VALUES (?, ?, false, ?, ?, ?, ?)", [table, source, *state, now])
@@ -149,6 +167,7 @@ def read_latest_sql(parquet_dir: str) -> str:
     (source, patient_id) the row of the highest-numbered file. For tests and the README."""
     pattern = os.path.join(parquet_dir, PATIENTS, "*", "part-*.parquet").replace("'", "''")
     cols = ", ".join(f'"{c}"' for c in field_names(PATIENTS))
-    return (f"SELECT {cols} FROM read_parquet('{pattern}', filename = true, hive_partitioning = false) "
-            "QUALIFY row_number() OVER (PARTITION BY source, patient_id ORDER BY filename DESC) = 1")
-
+    return (
+        f"SELECT {cols} FROM read_parquet('{pattern}', filename = true, hive_partitioning = false) "
+        "QUALIFY row_number() OVER (PARTITION BY source, patient_id ORDER BY filename DESC) = 1"
+    )

@@ -6,6 +6,7 @@ A landing is one transaction, but DuckDB has been seen to keep the inserted rows
 its deletes after SIGKILL; the ledger row, committed in the same transaction, is then missing too, so `watch`
 lands the file again and `run` lands what it is given: nothing is lost, and the duplicates are removed here.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -28,14 +29,19 @@ def remove_duplicate_keys(con: duckdb.DuckDBPyConnection, now: dt.datetime) -> i
         return 0
     con.execute("BEGIN TRANSACTION")
     try:
-        sources = [row[0] for row in con.execute(f"""SELECT DISTINCT source FROM {PATIENTS}
-                   GROUP BY source, patient_id HAVING count(*) > 1""").fetchall()]
+        sources = [
+            row[0]
+            for row in con.execute(f"""SELECT DISTINCT source FROM {PATIENTS}
+                   GROUP BY source, patient_id HAVING count(*) > 1""").fetchall()
+        ]
         con.execute(f"""DELETE FROM {PATIENTS} WHERE rowid IN (
             SELECT rowid FROM (SELECT rowid, row_number() OVER (PARTITION BY source, patient_id ORDER BY {KEEP_ORDER})
                                AS rank FROM {PATIENTS}) WHERE rank > 1)""")
         for source in sources:
-            con.execute(f"UPDATE {PARQUET_PARTITIONS} SET dirty = true, updated_at = ? "
-                        "WHERE table_name = ? AND source = ?", [now, PATIENTS, source])
+            con.execute(
+                f"UPDATE {PARQUET_PARTITIONS} SET dirty = true, updated_at = ? WHERE table_name = ? AND source = ?",
+                [now, PATIENTS, source],
+            )
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")

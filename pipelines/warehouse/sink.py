@@ -5,6 +5,7 @@ a local runner or into BigQuery plus Parquet on GCS (pipelines/beam/bigquery.py)
 Every sink does the same steps: commit a staged batch (with its Observations matched), export it, validate what
 landed, and record the run.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -38,14 +39,29 @@ class Landed:
 class Sink(Protocol):
     """Where a landing sequence lands: `runs` rows around it, and one call that lands a staged batch."""
 
-    def start_run(self, run_id: str, mode: str, sources: Sequence[str], inputs: Sequence[str], runner: str,
-                  started_at: dt.datetime) -> None: ...
+    def start_run(
+        self,
+        run_id: str,
+        mode: str,
+        sources: Sequence[str],
+        inputs: Sequence[str],
+        runner: str,
+        started_at: dt.datetime,
+    ) -> None: ...
 
-    def finish_run(self, run_id: str, status: str, counts: RunCounts, ended_at: dt.datetime | None,
-                   message: str | None = None) -> None: ...
+    def finish_run(
+        self, run_id: str, status: str, counts: RunCounts, ended_at: dt.datetime | None, message: str | None = None
+    ) -> None: ...
 
-    def land(self, batch: StagedBatch, run_id: str, landed_at: dt.datetime, policy: Policy,
-             duplicates_land_nothing: bool = False, validation: Any = None) -> Landed: ...
+    def land(
+        self,
+        batch: StagedBatch,
+        run_id: str,
+        landed_at: dt.datetime,
+        policy: Policy,
+        duplicates_land_nothing: bool = False,
+        validation: Any = None,
+    ) -> Landed: ...
 
 
 class DuckDBWarehouse:
@@ -60,8 +76,15 @@ class DuckDBWarehouse:
     def connect(self, read_only: bool = False):
         return connect(self.path, read_only=read_only, lock_wait=self.lock_wait)
 
-    def start_run(self, run_id: str, mode: str, sources: Sequence[str], inputs: Sequence[str], runner: str,
-                  started_at: dt.datetime) -> None:
+    def start_run(
+        self,
+        run_id: str,
+        mode: str,
+        sources: Sequence[str],
+        inputs: Sequence[str],
+        runner: str,
+        started_at: dt.datetime,
+    ) -> None:
         """Creates every table, repairs what an interrupted landing left, and records the run as running."""
         with self.connect() as con:
             ensure_tables(con)
@@ -70,13 +93,21 @@ class DuckDBWarehouse:
             running = {row[0] for row in con.execute("SELECT run_id FROM runs WHERE status = 'running'").fetchall()}
         remove_stale_staging(self.path, running)
 
-    def finish_run(self, run_id: str, status: str, counts: RunCounts, ended_at: dt.datetime | None,
-                   message: str | None = None) -> None:
+    def finish_run(
+        self, run_id: str, status: str, counts: RunCounts, ended_at: dt.datetime | None, message: str | None = None
+    ) -> None:
         with self.connect() as con:
             finish_run(con, run_id, status, counts, ended_at, message)
 
-    def land(self, batch: StagedBatch, run_id: str, landed_at: dt.datetime, policy: Policy,
-             duplicates_land_nothing: bool = False, validation: Any = None) -> Landed:
+    def land(
+        self,
+        batch: StagedBatch,
+        run_id: str,
+        landed_at: dt.datetime,
+        policy: Policy,
+        duplicates_land_nothing: bool = False,
+        validation: Any = None,
+    ) -> Landed:
         """Commits the batch in one transaction, then exports it to Parquet and validates what landed."""
         with batch.local() as batch, self.connect() as con:
             ensure_tables(con)
@@ -86,15 +117,18 @@ class DuckDBWarehouse:
             landed = Landed(counts, batch.files)
             started = time.perf_counter()
             try:
-                plan = plan_export(con, self.parquet_dir, result.changed_sources, result.removed_sources,
-                                   result.stale_partitions)
+                plan = plan_export(
+                    con, self.parquet_dir, result.changed_sources, result.removed_sources, result.stale_partitions
+                )
                 log.debug("planned the Parquet export in %.1f s", time.perf_counter() - started)
                 export(con, self.parquet_dir, plan, landed_at)
                 log.debug("exported to Parquet in %.1f s", time.perf_counter() - started)
             except Exception as err:  # noqa: BLE001 - the rows are committed; the copy is repaired next landing
                 landed.export_error = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
-                log.warning("the Parquet copy could not be written (%s); it is rewritten at the next landing",
-                            landed.export_error)
+                log.warning(
+                    "the Parquet copy could not be written (%s); it is rewritten at the next landing",
+                    landed.export_error,
+                )
             if validation is not None:
                 from pipelines.validation import validate_landed_batch
 

@@ -1,5 +1,6 @@
 """Hypothesis strategies for hostile FHIR: arbitrary JSON in every element of a Patient and of its containers, and
 the bytes a feed may deliver them as (one document, NDJSON, gzip)."""
+
 from __future__ import annotations
 
 import gzip
@@ -16,41 +17,171 @@ LOINC = "http://loinc.org"
 # Strings that sit on an edge somewhere in the pipeline: instants out of the datetime range, dates that do not
 # exist, references of every form, resource types unknown or new in R5, codes the normalizer maps.
 EDGE_STRINGS = [
-    "", " ", "\x00", "\u2028", "\ufeff", "e\u0301", "\U0001f600", "x" * 300,
-    "0000-01-01", "0000-01-01T00:00:00Z", "0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00",
-    "99999-01-01T00:00:00Z", "2020-02-30", "2020-13-01T00:00:00Z", "2020-01-01T24:00:00Z", "2020-01-01T00:00:00",
-    "2020-01-01T00:00:00.1234567890Z", "1980", "1980-01", "-0001-01-01", "2020-01-01T00:00:00+99:99",
-    "Patient", "Bundle", "Parameters", "Observation", "Foo", "ActorDefinition", "Requirements", "Transport",
-    "InventoryItem", "patient", "Patient/", "Patient/x", "Patient/x/_history/1", "urn:uuid:", "Patient?name=x",
-    "http://x/fhir/Patient/p1", "#contained", "DELETE", "delete", "PUT",
-    RACE, ETHNICITY, CDC, LOINC, "http://hl7.org/fhir/Profile/us-core#race",
-    "https://bluebutton.cms.gov/resources/variables/race", "urn:ietf:bcp:47",
-    "2106-3", "2054-5", "2135-2", "2186-5", "2118-8", "ASKU", "UNK", "72826-1", "69490-1", "46463-6",
-    "ombCategory", "detailed", "text", "home", "old", "en-US", "zh_Hant", "94110-1234", "California",
+    "",
+    " ",
+    "\x00",
+    "\u2028",
+    "\ufeff",
+    "e\u0301",
+    "\U0001f600",
+    "x" * 300,
+    "0000-01-01",
+    "0000-01-01T00:00:00Z",
+    "0001-01-01T00:00:00+14:00",
+    "9999-12-31T23:59:59-14:00",
+    "99999-01-01T00:00:00Z",
+    "2020-02-30",
+    "2020-13-01T00:00:00Z",
+    "2020-01-01T24:00:00Z",
+    "2020-01-01T00:00:00",
+    "2020-01-01T00:00:00.1234567890Z",
+    "1980",
+    "1980-01",
+    "-0001-01-01",
+    "2020-01-01T00:00:00+99:99",
+    "Patient",
+    "Bundle",
+    "Parameters",
+    "Observation",
+    "Foo",
+    "ActorDefinition",
+    "Requirements",
+    "Transport",
+    "InventoryItem",
+    "patient",
+    "Patient/",
+    "Patient/x",
+    "Patient/x/_history/1",
+    "urn:uuid:",
+    "Patient?name=x",
+    "http://x/fhir/Patient/p1",
+    "#contained",
+    "DELETE",
+    "delete",
+    "PUT",
+    RACE,
+    ETHNICITY,
+    CDC,
+    LOINC,
+    "http://hl7.org/fhir/Profile/us-core#race",
+    "https://bluebutton.cms.gov/resources/variables/race",
+    "urn:ietf:bcp:47",
+    "2106-3",
+    "2054-5",
+    "2135-2",
+    "2186-5",
+    "2118-8",
+    "ASKU",
+    "UNK",
+    "72826-1",
+    "69490-1",
+    "46463-6",
+    "ombCategory",
+    "detailed",
+    "text",
+    "home",
+    "old",
+    "en-US",
+    "zh_Hant",
+    "94110-1234",
+    "California",
 ]
-EDGE_NUMBERS = [0, -1, 1, 2**31, 2**53 + 1, 2**63 - 1, -(2**63), 2**64 - 1, 2**64, 10**30, -(10**30), 1e308, -0.0,
-                0.1, 5e-324]
+EDGE_NUMBERS = [
+    0,
+    -1,
+    1,
+    2**31,
+    2**53 + 1,
+    2**63 - 1,
+    -(2**63),
+    2**64 - 1,
+    2**64,
+    10**30,
+    -(10**30),
+    1e308,
+    -0.0,
+    0.1,
+    5e-324,
+]
 ELEMENT_NAMES = [
-    "resourceType", "id", "meta", "lastUpdated", "extension", "url", "valueCoding", "valueCodeableConcept",
-    "valueCode", "valueString", "valueBoolean", "coding", "system", "code", "text", "display", "reference",
-    "contained", "entry", "resource", "request", "response", "method", "lastModified", "fullUrl", "parameter",
-    "part", "birthDate", "address", "postalCode", "state", "period", "end", "use", "communication", "language",
-    "preferred", "subject", "component", "status", "dataAbsentReason", "photo",
+    "resourceType",
+    "id",
+    "meta",
+    "lastUpdated",
+    "extension",
+    "url",
+    "valueCoding",
+    "valueCodeableConcept",
+    "valueCode",
+    "valueString",
+    "valueBoolean",
+    "coding",
+    "system",
+    "code",
+    "text",
+    "display",
+    "reference",
+    "contained",
+    "entry",
+    "resource",
+    "request",
+    "response",
+    "method",
+    "lastModified",
+    "fullUrl",
+    "parameter",
+    "part",
+    "birthDate",
+    "address",
+    "postalCode",
+    "state",
+    "period",
+    "end",
+    "use",
+    "communication",
+    "language",
+    "preferred",
+    "subject",
+    "component",
+    "status",
+    "dataAbsentReason",
+    "photo",
 ]
 
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(), st.sampled_from(EDGE_NUMBERS),
-    st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=12), st.sampled_from(EDGE_STRINGS),
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.sampled_from(EDGE_NUMBERS),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=12),
+    st.sampled_from(EDGE_STRINGS),
 )
 json_values = st.recursive(
     scalars,
-    lambda inner: st.lists(inner, max_size=4)
-    | st.dictionaries(st.sampled_from(ELEMENT_NAMES) | st.text(max_size=8), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.sampled_from(ELEMENT_NAMES) | st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 # The resources a `contained[]` or a container may hold: known, unknown, new in R5, or not resources at all.
-resource_types = st.sampled_from(["Patient", "Observation", "Organization", "Bundle", "Parameters", "Foo",
-                                  "ActorDefinition", "Requirements", "Transport", "InventoryItem", "", "patient"])
+resource_types = st.sampled_from(
+    [
+        "Patient",
+        "Observation",
+        "Organization",
+        "Bundle",
+        "Parameters",
+        "Foo",
+        "ActorDefinition",
+        "Requirements",
+        "Transport",
+        "InventoryItem",
+        "",
+        "patient",
+    ]
+)
 resource_type_values = resource_types | json_values
 
 
@@ -73,17 +204,29 @@ def full_patient(pid: str) -> dict[str, Any]:
         "resourceType": "Patient",
         "id": pid,
         "meta": {"lastUpdated": "2026-01-02T03:04:05.678+01:00", "versionId": "3", "profile": ["http://x/p"]},
-        "text": {"status": "generated", "div": "<div xmlns=\"http://www.w3.org/1999/xhtml\">x</div>"},
+        "text": {"status": "generated", "div": '<div xmlns="http://www.w3.org/1999/xhtml">x</div>'},
         "contained": [{"resourceType": "Organization", "id": "o1", "name": "Clinic"}],
         "extension": [
-            {"url": RACE, "extension": [{"url": "ombCategory", "valueCoding": _coding(CDC, "2106-3")},
-                                        {"url": "detailed", "valueCoding": _coding(CDC, "2108-9")},
-                                        {"url": "text", "valueString": "White"}]},
-            {"url": ETHNICITY, "extension": [{"url": "ombCategory", "valueCoding": _coding(CDC, "2186-5")},
-                                             {"url": "text", "valueString": "Not Hispanic"}]},
+            {
+                "url": RACE,
+                "extension": [
+                    {"url": "ombCategory", "valueCoding": _coding(CDC, "2106-3")},
+                    {"url": "detailed", "valueCoding": _coding(CDC, "2108-9")},
+                    {"url": "text", "valueString": "White"},
+                ],
+            },
+            {
+                "url": ETHNICITY,
+                "extension": [
+                    {"url": "ombCategory", "valueCoding": _coding(CDC, "2186-5")},
+                    {"url": "text", "valueString": "Not Hispanic"},
+                ],
+            },
             {"url": "http://hl7.org/fhir/us/core/StructureDefinition/us-core-birthsex", "valueCode": "F"},
-            {"url": "https://bluebutton.cms.gov/resources/variables/race",
-             "valueCoding": _coding("https://bluebutton.cms.gov/resources/variables/race", "1")},
+            {
+                "url": "https://bluebutton.cms.gov/resources/variables/race",
+                "valueCoding": _coding("https://bluebutton.cms.gov/resources/variables/race", "1"),
+            },
         ],
         "modifierExtension": [{"url": "http://x/m", "valueBoolean": False}],
         "identifier": [{"system": "http://x/mrn", "value": "123", "period": {"start": "2020-01-01"}}],
@@ -93,15 +236,26 @@ def full_patient(pid: str) -> dict[str, Any]:
         "gender": "female",
         "birthDate": "1980-02-29",
         "deceasedBoolean": False,
-        "address": [{"use": "home", "line": ["1 Main"], "postalCode": "94110-1234", "state": "California",
-                     "period": {"start": "2020-01-01"}},
-                    {"use": "old", "postalCode": "10001", "state": "NY", "period": {"end": "2019-01-01"}}],
+        "address": [
+            {
+                "use": "home",
+                "line": ["1 Main"],
+                "postalCode": "94110-1234",
+                "state": "California",
+                "period": {"start": "2020-01-01"},
+            },
+            {"use": "old", "postalCode": "10001", "state": "NY", "period": {"end": "2019-01-01"}},
+        ],
         "maritalStatus": {"coding": [{"system": "http://x", "code": "M"}]},
         "multipleBirthInteger": 1,
         "photo": [{"url": "http://x/photo.png", "contentType": "image/png"}],
         "contact": [{"name": {"family": "Roe"}}],
-        "communication": [{"language": {"coding": [{"system": "urn:ietf:bcp:47", "code": "es-MX"}], "text": "Spanish"},
-                           "preferred": True}],
+        "communication": [
+            {
+                "language": {"coding": [{"system": "urn:ietf:bcp:47", "code": "es-MX"}], "text": "Spanish"},
+                "preferred": True,
+            }
+        ],
         "generalPractitioner": [{"reference": "Practitioner/1"}],
         "managingOrganization": {"reference": "Organization/1"},
         "link": [{"other": {"reference": "Patient/other"}, "type": "seealso"}],
@@ -110,11 +264,20 @@ def full_patient(pid: str) -> dict[str, Any]:
 
 def demographic_observation(subject: str) -> dict[str, Any]:
     """A race Observation of the same Patient (matched to it when in the same document)."""
-    return {"resourceType": "Observation", "id": "o", "status": "final",
-            "code": {"coding": [_coding(LOINC, "72826-1")]}, "subject": {"reference": subject},
-            "valueCodeableConcept": {"coding": [_coding(CDC, "2054-5")], "text": "Black"},
-            "component": [{"code": {"coding": [_coding(LOINC, "69490-1")]},
-                           "valueCodeableConcept": {"coding": [_coding(CDC, "2135-2")]}}]}
+    return {
+        "resourceType": "Observation",
+        "id": "o",
+        "status": "final",
+        "code": {"coding": [_coding(LOINC, "72826-1")]},
+        "subject": {"reference": subject},
+        "valueCodeableConcept": {"coding": [_coding(CDC, "2054-5")], "text": "Black"},
+        "component": [
+            {
+                "code": {"coding": [_coding(LOINC, "69490-1")]},
+                "valueCodeableConcept": {"coding": [_coding(CDC, "2135-2")]},
+            }
+        ],
+    }
 
 
 def paths_of(node: Any, prefix: tuple = ()) -> list[tuple]:
@@ -177,6 +340,7 @@ def deletion_entry(url: Any, last_modified: Any) -> dict[str, Any]:
 @st.composite
 def containers(draw: Any, depth: int = 0) -> dict[str, Any]:
     """A Bundle or a Parameters holding Patients, demographic Observations, DELETE entries and nested containers."""
+
     def held() -> Any:
         choice = draw(st.integers(0, 6 if depth < 3 else 4))
         if choice <= 1:
@@ -191,12 +355,20 @@ def containers(draw: Any, depth: int = 0) -> dict[str, Any]:
         entries = []
         for _ in range(draw(st.integers(0, 4))):
             if draw(st.integers(0, 4)) == 0:
-                entries.append(deletion_entry(draw(st.sampled_from(EDGE_STRINGS) | json_values),
-                                              draw(st.sampled_from(EDGE_STRINGS) | json_values)))
+                entries.append(
+                    deletion_entry(
+                        draw(st.sampled_from(EDGE_STRINGS) | json_values),
+                        draw(st.sampled_from(EDGE_STRINGS) | json_values),
+                    )
+                )
             else:
                 entries.append(bundle_entry(held(), draw(st.none() | st.sampled_from(["urn:uuid:1", "urn:uuid:2"]))))
-        return {"resourceType": "Bundle", "type": draw(st.sampled_from(["collection", "transaction", "history"])),
-                "timestamp": draw(st.sampled_from(EDGE_STRINGS)), "entry": entries}
+        return {
+            "resourceType": "Bundle",
+            "type": draw(st.sampled_from(["collection", "transaction", "history"])),
+            "timestamp": draw(st.sampled_from(EDGE_STRINGS)),
+            "entry": entries,
+        }
 
     def parameter(level: int) -> dict[str, Any]:
         item: dict[str, Any] = {"name": "p"}

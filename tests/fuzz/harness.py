@@ -2,6 +2,7 @@
 Observations classified again), with the invariants every input must keep: never an exception, every record
 exactly one of Patient / reject / deletion / other, every reject a documented reason, every row valid against its
 Avro schema, and no last-resort guard firing (a guard that fires is a bug with a name, not a repair)."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -58,10 +59,12 @@ class Read:
 
     def summary(self) -> tuple[list, list, list, Counter]:
         """What was read, comparable between two readings of the same content."""
-        return ([(p.key, p.position, p.ordinal) for p in self.patients],
-                [(r.position, r.reason, r.raw) for r in self.rejections],
-                [(d.key, d.position, d.deleted_at) for d in self.deletions],
-                Counter(o.resource_type for o in self.other))
+        return (
+            [(p.key, p.position, p.ordinal) for p in self.patients],
+            [(r.position, r.reason, r.raw) for r in self.rejections],
+            [(d.key, d.position, d.deleted_at) for d in self.deletions],
+            Counter(o.resource_type for o in self.other),
+        )
 
 
 last_input: tuple[str, bytes] = ("", b"")  # the file last read: the crasher, when a property fails
@@ -73,8 +76,13 @@ def read(data: bytes, name: str, limits: ReadLimits = ReadLimits(), start: int =
     global last_input
     last_input = (name, data)
     out = Read()
-    kinds = {FoundPatient: out.patients, Rejection: out.rejections, Deletion: out.deletions,
-             OtherResource: out.other, FeedObservation: out.observations}
+    kinds = {
+        FoundPatient: out.patients,
+        Rejection: out.rejections,
+        Deletion: out.deletions,
+        OtherResource: out.other,
+        FeedObservation: out.observations,
+    }
     reader = FileReader(io.BytesIO(data), name, limits, is_demographic_observation, start, end)
     for record in reader.records():
         kinds[type(record)].append(record)

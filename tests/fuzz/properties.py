@@ -1,5 +1,6 @@
 """The properties of the fuzz harness, each drawing its whole input from one `st.data()`, so that the always-run
 tests (fixed examples) and the time-bounded exploration (tests/fuzz/test_fuzz_run.py) check the same things."""
+
 from __future__ import annotations
 
 import gzip
@@ -78,8 +79,11 @@ def feed_bytes(draw: Any) -> tuple[str, bytes]:
         values = draw(st.lists(hostile_patients() | containers() | resources(), min_size=1, max_size=3))
         name, raw = draw(encodings(values))
     else:
-        unit = draw(st.sampled_from([b"x", b"[", b'{"a":', b"\n", b" ", as_json({"resourceType": "Patient", "id": "b"})
-                                     + b"\n"]))
+        unit = draw(
+            st.sampled_from(
+                [b"x", b"[", b'{"a":', b"\n", b" ", as_json({"resourceType": "Patient", "id": "b"}) + b"\n"]
+            )
+        )
         name, raw = "bomb.ndjson.gz", gzip.compress(unit * draw(st.integers(1, 1 << 15)), 1)
     for _ in range(draw(st.integers(0, 3))):
         at = draw(st.integers(0, len(raw)))
@@ -89,10 +93,11 @@ def feed_bytes(draw: Any) -> tuple[str, bytes]:
         elif damage == "insert":
             raw = raw[:at] + draw(st.sampled_from(INSERTS) | st.binary(min_size=1, max_size=8)) + raw[at:]
         elif damage == "flip" and at < len(raw):
-            raw = raw[:at] + bytes([raw[at] ^ draw(st.integers(1, 255))]) + raw[at + 1:]
+            raw = raw[:at] + bytes([raw[at] ^ draw(st.integers(1, 255))]) + raw[at + 1 :]
         elif damage == "append":
-            raw += draw(st.sampled_from([b"\0" * 16, gzip.compress(b'{"resourceType":"Patient","id":"t"}\n'),
-                                         b"trailing"]))
+            raw += draw(
+                st.sampled_from([b"\0" * 16, gzip.compress(b'{"resourceType":"Patient","id":"t"}\n'), b"trailing"])
+            )
     return name, raw
 
 
@@ -135,8 +140,12 @@ def gzip_reads_as_plain(data: Any) -> None:
 
 def ranges_read_as_whole(data: Any) -> None:
     name, raw = data.draw(feed_bytes(), "file")
-    check_ranges_read_as_whole(raw, name, data.draw(st.sampled_from(RANGE_LIMITS), "limits"),
-                               data.draw(st.integers(1, max(1, len(raw))), "split_bytes"))
+    check_ranges_read_as_whole(
+        raw,
+        name,
+        data.draw(st.sampled_from(RANGE_LIMITS), "limits"),
+        data.draw(st.integers(1, max(1, len(raw))), "split_bytes"),
+    )
 
 
 def reading_memory_is_bounded(data: Any) -> None:
@@ -152,7 +161,12 @@ def reading_memory_is_bounded(data: Any) -> None:
 
 
 PROPERTIES: tuple[Property, ...] = (
-    hostile_patients_are_one_record_each, hostile_containers_are_records, any_json_value_is_a_record,
-    deep_json_is_read_or_rejected, any_bytes_are_read, gzip_reads_as_plain, ranges_read_as_whole,
+    hostile_patients_are_one_record_each,
+    hostile_containers_are_records,
+    any_json_value_is_a_record,
+    deep_json_is_read_or_rejected,
+    any_bytes_are_read,
+    gzip_reads_as_plain,
+    ranges_read_as_whole,
     reading_memory_is_bounded,
 )

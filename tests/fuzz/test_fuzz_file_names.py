@@ -1,5 +1,6 @@
 """File names that are not valid UTF-8 (a sender's Latin-1 name, random bytes): listed, read, landed and named
 in valid UTF-8, by `run` and by `watch` across a restart."""
+
 from __future__ import annotations
 
 import json
@@ -15,8 +16,11 @@ from pipelines.jobs.inputs import display_path, list_inputs
 from tests.conftest import query
 
 # Names a POSIX file system accepts: any bytes but "/" and NUL.
-file_names = st.binary(min_size=1, max_size=24).map(lambda b: b.replace(b"/", b"_").replace(b"\0", b"_")).filter(
-    lambda b: b not in (b".", b".."))
+file_names = (
+    st.binary(min_size=1, max_size=24)
+    .map(lambda b: b.replace(b"/", b"_").replace(b"\0", b"_"))
+    .filter(lambda b: b not in (b".", b".."))
+)
 NAMES = [b"\xff\xfe.json", b"caf\xe9.ndjson", b"bad\xc3(.json", b"\xed\xa0\x80surrogate.json", b"ok.json"]
 
 
@@ -58,8 +62,9 @@ def test_a_run_lands_files_whose_names_are_not_utf8(tmp_path: Path, run_cli) -> 
     landed = query(warehouse, "SELECT patient_id, input_file FROM patient_demographics ORDER BY 1")
     assert [p for p, _ in landed] == ["p", "p0", "p1", "p2", "p3", "p4"]
     assert ("p0", display_path(os.fsdecode(os.fsencode(tmp_path / "hie") + b"/\xff\xfe.json"))) in landed
-    assert query(warehouse, "SELECT reason, input_file LIKE '%sub\\xe9/x\\x80.ndjson' FROM rejected_records") == \
-        [("invalid_json", True)]
+    assert query(warehouse, "SELECT reason, input_file LIKE '%sub\\xe9/x\\x80.ndjson' FROM rejected_records") == [
+        ("invalid_json", True)
+    ]
     assert query(warehouse, "SELECT records_in, status FROM runs") == [(7, "succeeded")]
 
 
@@ -67,9 +72,22 @@ def test_a_run_lands_files_whose_names_are_not_utf8(tmp_path: Path, run_cli) -> 
 def test_watch_lands_them_once_and_a_restart_does_not_fail_on_them(tmp_path: Path, run_cli) -> None:
     warehouse, drop = tmp_path / "w.duckdb", _feed(tmp_path / "drop")
     for _ in range(2):
-        code, out, err = run_cli("watch", "--input", drop, "--source", "hie", "--warehouse", warehouse,
-                                 "--poll-interval", "0.2", "--stop-after", "1")
+        code, out, err = run_cli(
+            "watch",
+            "--input",
+            drop,
+            "--source",
+            "hie",
+            "--warehouse",
+            warehouse,
+            "--poll-interval",
+            "0.2",
+            "--stop-after",
+            "1",
+        )
         assert code == 0 and "stopped (stop-after)" in out, err
     assert query(warehouse, "SELECT count(*), count(DISTINCT input_file) FROM ingested_files") == [(6, 6)]
-    assert query(warehouse, "SELECT mode, status, records_in FROM runs ORDER BY started_at") == \
-        [("watch", "stopped", 7), ("watch", "stopped", 0)]
+    assert query(warehouse, "SELECT mode, status, records_in FROM runs ORDER BY started_at") == [
+        ("watch", "stopped", 7),
+        ("watch", "stopped", 0),
+    ]

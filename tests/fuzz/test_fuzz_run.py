@@ -1,5 +1,6 @@
 """The time-bounded exploration: every fuzz property on new random examples for FUZZ_SECONDS (CI: 40), skipped when
 it is unset. A failure prints its seed and keeps its input in tests/fuzz/crashers/, which every run replays."""
+
 from __future__ import annotations
 
 import hashlib
@@ -16,8 +17,12 @@ from tests.fuzz import harness
 from tests.fuzz.properties import PROPERTIES, Property
 
 SECONDS = float(os.environ.get("FUZZ_SECONDS") or 0)
-ROUND = settings(max_examples=20, deadline=None, database=None,
-                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+ROUND = settings(
+    max_examples=20,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 
 def keep_crasher(prop: Property) -> Path:
@@ -32,8 +37,9 @@ def explore(prop: Property, round_seed: int) -> None:
     try:
         seed(round_seed)(ROUND(given(st.data())(prop)))()
     except Exception as err:
-        raise AssertionError(f"{prop.__name__} failed with seed {round_seed}; its input is kept in "
-                             f"{keep_crasher(prop)}") from err
+        raise AssertionError(
+            f"{prop.__name__} failed with seed {round_seed}; its input is kept in {keep_crasher(prop)}"
+        ) from err
 
 
 @pytest.mark.fuzz

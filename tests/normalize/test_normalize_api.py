@@ -1,4 +1,5 @@
 """The interface the reader depends on, the policy file, the data files and the documentation tables."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -31,13 +32,38 @@ TYPICAL = {
     "resourceType": "Patient",
     "id": "example",
     "extension": [
-        {"url": "http://hl7.org/fhir/us/core/StructureDefinition/us-core-race", "extension": [
-            {"url": "ombCategory", "valueCoding": {"system": "urn:oid:2.16.840.1.113883.6.238", "code": "2106-3", "display": "White"}},
-            {"url": "detailed", "valueCoding": {"system": "urn:oid:2.16.840.1.113883.6.238", "code": "2123-8", "display": "Lebanese"}},
-            {"url": "text", "valueString": "Lebanese"}]},
-        {"url": "http://hl7.org/fhir/us/core/StructureDefinition/us-core-ethnicity", "extension": [
-            {"url": "ombCategory", "valueCoding": {"system": "urn:oid:2.16.840.1.113883.6.238", "code": "2135-2", "display": "Hispanic or Latino"}},
-            {"url": "text", "valueString": "Hispanic or Latino"}]},
+        {
+            "url": "http://hl7.org/fhir/us/core/StructureDefinition/us-core-race",
+            "extension": [
+                {
+                    "url": "ombCategory",
+                    "valueCoding": {"system": "urn:oid:2.16.840.1.113883.6.238", "code": "2106-3", "display": "White"},
+                },
+                {
+                    "url": "detailed",
+                    "valueCoding": {
+                        "system": "urn:oid:2.16.840.1.113883.6.238",
+                        "code": "2123-8",
+                        "display": "Lebanese",
+                    },
+                },
+                {"url": "text", "valueString": "Lebanese"},
+            ],
+        },
+        {
+            "url": "http://hl7.org/fhir/us/core/StructureDefinition/us-core-ethnicity",
+            "extension": [
+                {
+                    "url": "ombCategory",
+                    "valueCoding": {
+                        "system": "urn:oid:2.16.840.1.113883.6.238",
+                        "code": "2135-2",
+                        "display": "Hispanic or Latino",
+                    },
+                },
+                {"url": "text", "valueString": "Hispanic or Latino"},
+            ],
+        },
     ],
     "gender": "female",
     "birthDate": "1987-02-20",
@@ -94,14 +120,38 @@ def test_typical_patient_full_result() -> None:
 @pytest.mark.parametrize(
     ("resource", "expected"),
     [
-        ({"resourceType": "Observation", "code": {"coding": [{"system": "http://loinc.org", "code": "72826-1"}]}}, True),
-        ({"resourceType": "Observation", "code": {"coding": [{"system": "http://loinc.org", "code": "32624-9"}]}}, True),
-        ({"resourceType": "Observation", "code": {"coding": [{"system": "http://loinc.org", "code": "69490-1"}]}}, True),
-        ({"resourceType": "Observation", "code": {"coding": [{"system": "http://loinc.org", "code": "56051-6"}]}}, True),
-        ({"resourceType": "Observation", "code": {"coding": [{"system": "http://loinc.org", "code": "46463-6"}]}}, True),
+        (
+            {"resourceType": "Observation", "code": {"coding": [{"system": "http://loinc.org", "code": "72826-1"}]}},
+            True,
+        ),
+        (
+            {"resourceType": "Observation", "code": {"coding": [{"system": "http://loinc.org", "code": "32624-9"}]}},
+            True,
+        ),
+        (
+            {"resourceType": "Observation", "code": {"coding": [{"system": "http://loinc.org", "code": "69490-1"}]}},
+            True,
+        ),
+        (
+            {"resourceType": "Observation", "code": {"coding": [{"system": "http://loinc.org", "code": "56051-6"}]}},
+            True,
+        ),
+        (
+            {"resourceType": "Observation", "code": {"coding": [{"system": "http://loinc.org", "code": "46463-6"}]}},
+            True,
+        ),
         ({"resourceType": "Observation", "code": {"coding": [{"code": "72826-1"}]}}, True),
-        ({"resourceType": "Observation", "code": {"coding": [{"system": "http://snomed.info/sct", "code": "72826-1"}]}}, False),
-        ({"resourceType": "Observation", "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]}}, False),
+        (
+            {
+                "resourceType": "Observation",
+                "code": {"coding": [{"system": "http://snomed.info/sct", "code": "72826-1"}]},
+            },
+            False,
+        ),
+        (
+            {"resourceType": "Observation", "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]}},
+            False,
+        ),
         ({"resourceType": "Condition", "code": {"coding": [{"system": "http://loinc.org", "code": "72826-1"}]}}, False),
         ({"resourceType": "Observation", "code": []}, False),
         ({"resourceType": "Observation"}, False),
@@ -123,7 +173,9 @@ def test_default_policy_matches_dataclass_defaults_and_is_picklable() -> None:
 
 def test_policy_file_override(tmp_path: pathlib.Path) -> None:
     path = tmp_path / "policy.toml"
-    path.write_text('[omb2024]\narab_as_mena = false\n[hedis]\nhispanic_only_race = "SomeOtherRace"\n', encoding="utf-8")
+    path.write_text(
+        '[omb2024]\narab_as_mena = false\n[hedis]\nhispanic_only_race = "SomeOtherRace"\n', encoding="utf-8"
+    )
     policy = load_policy(str(path))
     assert policy.arab_as_mena is False and policy.hispanic_only_race == "SomeOtherRace"
     assert policy.white_with_only_mena_detail_is_mena is True
@@ -134,8 +186,8 @@ def test_policy_file_override(tmp_path: pathlib.Path) -> None:
     [
         "[omb2024]\nno_such_switch = true\n",
         "[nowhere]\narab_as_mena = true\n",
-        "[omb2024]\narab_as_mena = \"yes\"\n",
-        "[hedis]\nhispanic_only_race = \"White\"\n",
+        '[omb2024]\narab_as_mena = "yes"\n',
+        '[hedis]\nhispanic_only_race = "White"\n',
         "[hedis]\narab_as_mena = true\n",
         "not toml [",
     ],
@@ -194,7 +246,16 @@ def test_crosswalk_targets_exist_in_cdcrec() -> None:
     for target in targets:
         assert target in allowed or (target in t.domain and target not in t.abstract), target
     assert {r["meaning"] for r in read_rows("null_flavors.csv")} <= allowed
-    assert {r["kind"] for r in read_rows("systems.csv")} <= {"cdcrec", "v2-0005", "v2-0189", "nullflavor", "dar", "loinc", "cms-race", "snomed"}
+    assert {r["kind"] for r in read_rows("systems.csv")} <= {
+        "cdcrec",
+        "v2-0005",
+        "v2-0189",
+        "nullflavor",
+        "dar",
+        "loinc",
+        "cms-race",
+        "snomed",
+    }
     assert {r["warning"] for r in read_rows("systems.csv")} <= {"", "system_uri_repaired"}
 
 
@@ -202,7 +263,18 @@ def test_cdcrec_copy_is_complete() -> None:
     t = tables()
     assert len(t.domain) == 966
     assert sum(1 for d in t.domain.values() if d == "race") == 922  # 921 concepts + the 1000-9 root
-    assert t.mena_subtree == {"2118-8", "2119-6", "2120-4", "2121-2", "2122-0", "2123-8", "2124-6", "2125-3", "2126-1", "2127-9"}
+    assert t.mena_subtree == {
+        "2118-8",
+        "2119-6",
+        "2120-4",
+        "2121-2",
+        "2122-0",
+        "2123-8",
+        "2124-6",
+        "2125-3",
+        "2126-1",
+        "2127-9",
+    }
     assert len(t.hispanic) == 42 and "2186-5" not in t.hispanic
     assert "2129-5" not in t.mena_subtree and "2109-7" not in t.mena_subtree
 
@@ -221,7 +293,12 @@ def test_every_switch_belongs_to_one_policy_section() -> None:
 
 def test_memoized_fields_tell_json_types_apart() -> None:
     """1, 1.0 and True hash alike in Python; as postal codes they are not the same JSON."""
-    results = [normalize_patient({"resourceType": "Patient", "address": [{"postalCode": value}]})
-               for value in (94110, 94110.0, True, 94110)]
+    results = [
+        normalize_patient({"resourceType": "Patient", "address": [{"postalCode": value}]})
+        for value in (94110, 94110.0, True, 94110)
+    ]
     assert [r["postal_code"] for r in results] == ["94110", None, None, "94110"]
-    assert "postal_code_repaired" in results[0]["mapping_warnings"] and "address_malformed" in results[1]["mapping_warnings"]
+    assert (
+        "postal_code_repaired" in results[0]["mapping_warnings"]
+        and "address_malformed" in results[1]["mapping_warnings"]
+    )

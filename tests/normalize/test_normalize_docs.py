@@ -1,4 +1,5 @@
 """Every Input/Output example in docs/classification.md is run: the page cannot drift from the code."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -30,11 +31,36 @@ EXAMPLES = _examples()
 def test_doc_has_an_example_for_every_rule() -> None:
     assert len(EXAMPLES) >= 25
     headings = {h.split(".")[0] for h, _, _ in EXAMPLES}
-    for rule in ("R1", "R2", "R3", "R4", "R5", "R6", "H1", "H2", "H3", "H4", "T1", "T2", "E1", "E2", "E3", "E4", "O1", "L1", "L2", "L3"):
+    for rule in (
+        "R1",
+        "R2",
+        "R3",
+        "R4",
+        "R5",
+        "R6",
+        "H1",
+        "H2",
+        "H3",
+        "H4",
+        "T1",
+        "T2",
+        "E1",
+        "E2",
+        "E3",
+        "E4",
+        "O1",
+        "L1",
+        "L2",
+        "L3",
+    ):
         assert rule in headings, rule
 
 
-@pytest.mark.parametrize(("heading", "given", "expected"), EXAMPLES, ids=[f"{i:02d}-{h.split('.')[0]}" for i, (h, _, _) in enumerate(EXAMPLES)])
+@pytest.mark.parametrize(
+    ("heading", "given", "expected"),
+    EXAMPLES,
+    ids=[f"{i:02d}-{h.split('.')[0]}" for i, (h, _, _) in enumerate(EXAMPLES)],
+)
 def test_doc_example(heading: str, given: str, expected: str) -> None:
     doc_input = json.loads(given)
     if "patient" in doc_input:

@@ -1,4 +1,5 @@
 """Property-based tests (hypothesis) of the invariants named in issue 4."""
+
 from __future__ import annotations
 
 import copy
@@ -15,6 +16,7 @@ _POLICY = load_policy()
 
 def normalize_patient(patient: Any, observations: Any = ()) -> dict[str, Any]:
     return _strict_normalize(patient, observations, _POLICY)
+
 
 CDC = "urn:oid:2.16.840.1.113883.6.238"
 LOINC = "http://loinc.org"
@@ -49,24 +51,93 @@ SYSTEMS = [
     None,
 ]
 CODES = [
-    "2106-3", "2054-5", "2028-9", "1002-5", "2076-8", "2131-1", "2135-2", "2186-5", "2118-8", "2123-8", "2129-5",
-    "2126-1", "2109-7", "2113-9", "2148-5", "2184-0", "2069-3", "1741-8", "1000-9", "2133-7", "21063", "9999-9",
-    "ASKU", "UNK", "OTH", "asked-declined", "asked-unknown", "unknown", "LA6214-6", "LA4457-3", "LA33-6", "LA32-8",
-    "0", "1", "3", "5", "H", "N", "U", "B", "C", "R",
+    "2106-3",
+    "2054-5",
+    "2028-9",
+    "1002-5",
+    "2076-8",
+    "2131-1",
+    "2135-2",
+    "2186-5",
+    "2118-8",
+    "2123-8",
+    "2129-5",
+    "2126-1",
+    "2109-7",
+    "2113-9",
+    "2148-5",
+    "2184-0",
+    "2069-3",
+    "1741-8",
+    "1000-9",
+    "2133-7",
+    "21063",
+    "9999-9",
+    "ASKU",
+    "UNK",
+    "OTH",
+    "asked-declined",
+    "asked-unknown",
+    "unknown",
+    "LA6214-6",
+    "LA4457-3",
+    "LA33-6",
+    "LA32-8",
+    "0",
+    "1",
+    "3",
+    "5",
+    "H",
+    "N",
+    "U",
+    "B",
+    "C",
+    "R",
 ]
-TEXTS = ["White", "Black or African American", "Hispanic", "Other", "Declined", "Unknown", "Lebanese", "Multiracial",
-         "Dominican", "Non-Hispanic White", "Not Hispanic or Latino", "", "Martian", "White, Irish"]
+TEXTS = [
+    "White",
+    "Black or African American",
+    "Hispanic",
+    "Other",
+    "Declined",
+    "Unknown",
+    "Lebanese",
+    "Multiracial",
+    "Dominican",
+    "Non-Hispanic White",
+    "Not Hispanic or Latino",
+    "",
+    "Martian",
+    "White, Irish",
+]
 LOINC_QUESTIONS = ["72826-1", "32624-9", "69490-1", "56051-6", "46463-6", "12345-6"]
 
-HEDIS_RACES = {"AmericanIndianOrAlaskaNative", "Asian", "BlackOrAfricanAmerican", "NativeHawaiianOrOtherPacificIslander",
-               "White", "SomeOtherRace", "TwoOrMoreRaces", "AskedButNoAnswer", "Unknown"}
+HEDIS_RACES = {
+    "AmericanIndianOrAlaskaNative",
+    "Asian",
+    "BlackOrAfricanAmerican",
+    "NativeHawaiianOrOtherPacificIslander",
+    "White",
+    "SomeOtherRace",
+    "TwoOrMoreRaces",
+    "AskedButNoAnswer",
+    "Unknown",
+}
 HEDIS_ETHNICITIES = {"HispanicOrLatino", "NotHispanicOrLatino", "AskedButNoAnswer", "Unknown"}
 SEVEN = ["AIAN", "ASIAN", "BLACK", "HISPANIC", "MENA", "NHPI", "WHITE"]
 
 json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8)
 json_values = st.recursive(
     json_scalars,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6) | st.sampled_from(["url", "code", "system", "coding", "extension", "valueCoding", "text"]), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(
+            st.text(max_size=6)
+            | st.sampled_from(["url", "code", "system", "coding", "extension", "valueCoding", "text"]),
+            inner,
+            max_size=3,
+        )
+    ),
     max_leaves=8,
 )
 
@@ -118,8 +189,19 @@ def patients(draw: Any) -> dict[str, Any]:
     if exts:
         out["extension"] = exts
     if draw(st.booleans()):
-        out["communication"] = [{"language": {"coding": [{"system": "urn:ietf:bcp:47", "code": draw(st.sampled_from(["en-US", "es", "zh-Hant", "xx-", ""]))}]},
-                                 "preferred": draw(st.booleans())}]
+        out["communication"] = [
+            {
+                "language": {
+                    "coding": [
+                        {
+                            "system": "urn:ietf:bcp:47",
+                            "code": draw(st.sampled_from(["en-US", "es", "zh-Hant", "xx-", ""])),
+                        }
+                    ]
+                },
+                "preferred": draw(st.booleans()),
+            }
+        ]
     if draw(st.booleans()):
         out["birthDate"] = draw(st.sampled_from(["1980-01-02", "1980", "1980-13", "nope", "2000-02-30"]))
     if draw(st.booleans()):
@@ -188,7 +270,9 @@ NOT_HISPANIC = {"system": CDC, "code": "2186-5", "display": "Not Hispanic or Lat
 
 
 @st.composite
-def with_not_hispanic(draw: Any, patient: dict[str, Any], obs: list[dict[str, Any]]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def with_not_hispanic(
+    draw: Any, patient: dict[str, Any], obs: list[dict[str, Any]]
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The same input plus one 2186-5, placed where real feeds put it."""
     patient, obs = copy.deepcopy(patient), copy.deepcopy(obs)
     where = draw(st.sampled_from(["existing-ethnicity", "new-complex", "new-value", "race-slot", "observation"]))
@@ -196,24 +280,36 @@ def with_not_hispanic(draw: Any, patient: dict[str, Any], obs: list[dict[str, An
     if where == "existing-ethnicity":
         targets = [e for e in exts if e.get("url") == ETH_URL and isinstance(e.get("extension"), list)]
         if targets:
-            targets[0]["extension"].append({"url": draw(st.sampled_from(["ombCategory", "detailed"])), "valueCoding": NOT_HISPANIC})
+            targets[0]["extension"].append(
+                {"url": draw(st.sampled_from(["ombCategory", "detailed"])), "valueCoding": NOT_HISPANIC}
+            )
             return patient, obs
         where = "new-complex"
     if where == "new-complex":
         exts.append({"url": ETH_URL, "extension": [{"url": "ombCategory", "valueCoding": NOT_HISPANIC}]})
     elif where == "new-value":
-        exts.append({"url": "http://hl7.org/fhir/Profile/us-core#ethnicity", "valueCodeableConcept": {"coding": [NOT_HISPANIC]}})
+        exts.append(
+            {"url": "http://hl7.org/fhir/Profile/us-core#ethnicity", "valueCodeableConcept": {"coding": [NOT_HISPANIC]}}
+        )
     elif where == "race-slot":
         exts.append({"url": RACE_URL, "extension": [{"url": "ombCategory", "valueCoding": NOT_HISPANIC}]})
     else:
-        obs.append({"resourceType": "Observation", "status": "final", "code": {"coding": [{"system": LOINC, "code": "69490-1"}]},
-                    "valueCodeableConcept": {"coding": [NOT_HISPANIC]}})
+        obs.append(
+            {
+                "resourceType": "Observation",
+                "status": "final",
+                "code": {"coding": [{"system": LOINC, "code": "69490-1"}]},
+                "valueCodeableConcept": {"coding": [NOT_HISPANIC]},
+            }
+        )
     return patient, obs
 
 
 @SETTINGS
 @given(st.data(), patients(), st.lists(observations(), max_size=3))
-def test_adding_not_hispanic_never_changes_the_2024_result(data: Any, patient: dict[str, Any], obs: list[dict[str, Any]]) -> None:
+def test_adding_not_hispanic_never_changes_the_2024_result(
+    data: Any, patient: dict[str, Any], obs: list[dict[str, Any]]
+) -> None:
     before = normalize_patient(patient, obs)
     patient2, obs2 = data.draw(with_not_hispanic(patient, obs))
     after = normalize_patient(patient2, obs2)

@@ -1,5 +1,6 @@
 """An outsider who tries to recover hidden counts from published tables (independent of pipelines.report: its own
 integer programs over the tables as the tests describe them)."""
+
 from __future__ import annotations
 
 import itertools
@@ -19,13 +20,15 @@ def margins(dims: Sequence[Sequence[str]]) -> tuple[list[tuple[str, ...]], dict[
     cells = list(itertools.product(*dims))
     published = {}
     for pattern in itertools.product(*[list(d) + [ALL] for d in dims]):
-        published[pattern] = frozenset(i for i, c in enumerate(cells)
-                                       if all(p in (ALL, v) for p, v in zip(pattern, c, strict=True)))
+        published[pattern] = frozenset(
+            i for i, c in enumerate(cells) if all(p in (ALL, v) for p, v in zip(pattern, c, strict=True))
+        )
     return cells, published
 
 
-def integer_range(n: int, known: Iterable[tuple[frozenset[int], float, float]],
-                  target: frozenset[int]) -> tuple[int, int]:
+def integer_range(
+    n: int, known: Iterable[tuple[frozenset[int], float, float]], target: frozenset[int]
+) -> tuple[int, int]:
     """Smallest and largest sum of `target` over non-negative integer tables whose sums over each member set lie
     within the known bounds."""
     known = list(known)
@@ -43,8 +46,9 @@ def integer_range(n: int, known: Iterable[tuple[frozenset[int], float, float]],
     return found[0], found[1]
 
 
-def knowledge(figures: Mapping[object, tuple[frozenset[int], int]], reasons: Mapping[object, str], min_cell: int,
-              markers: bool) -> list[tuple[frozenset[int], float, float]]:
+def knowledge(
+    figures: Mapping[object, tuple[frozenset[int], int]], reasons: Mapping[object, str], min_cell: int, markers: bool
+) -> list[tuple[frozenset[int], float, float]]:
     """What the published tables say: each published value exactly; a hidden one is at least 1 (zeros are always
     published) and, reading the suppression_reason column, 1..min_cell-1 (primary) or min_cell or more; an
     unpublished one (a count no file shows, such as a denominator minus its numerator) nothing."""
@@ -64,13 +68,15 @@ def knowledge(figures: Mapping[object, tuple[frozenset[int], int]], reasons: Map
     return known
 
 
-def leaks(n: int, figures: Mapping[object, tuple[frozenset[int], int]], reasons: Mapping[object, str],
-          min_cell: int) -> list[tuple[object, str]]:
+def leaks(
+    n: int, figures: Mapping[object, tuple[frozenset[int], int]], reasons: Mapping[object, str], min_cell: int
+) -> list[tuple[object, str]]:
     """Every hidden figure the outsider recovers exactly, or shows to be from 1 to min_cell - 1 without reading
     the markers; every unpublished one from 1 to min_cell - 1 recovered or shown small; and every published count
     from 1 to min_cell - 1."""
-    found = [(key, "published small") for key, (_, value) in figures.items()
-             if not reasons.get(key) and 0 < value < min_cell]
+    found = [
+        (key, "published small") for key, (_, value) in figures.items() if not reasons.get(key) and 0 < value < min_cell
+    ]
     with_markers = knowledge(figures, reasons, min_cell, markers=True)
     without = knowledge(figures, reasons, min_cell, markers=False)
     for key, reason in reasons.items():

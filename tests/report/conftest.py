@@ -1,4 +1,5 @@
 """Fixtures of the report tests."""
+
 import pytest
 from report_rows import build_warehouse
 

@@ -1,6 +1,7 @@
 """Suppression of numerator/denominator pairs against the outsider (attacker.py): arbitrary tables of sources x
 strata x (in the numerator, not in it); published are the denominators (the sums over both) and the numerators,
 with every Total and (all); the members not in a numerator are unpublished (suppression.Figure.published)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -19,8 +20,11 @@ PAIRS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCh
 @st.composite
 def pairs(draw):
     """Sources x strata x outcome, every count 0, 1..10 or 11..60 (so numerators and complements are often small)."""
-    dims = [[f"s{i}" for i in range(draw(st.integers(1, 2)))], [f"k{j}" for j in range(draw(st.integers(2, 4)))],
-            OUTCOMES]
+    dims = [
+        [f"s{i}" for i in range(draw(st.integers(1, 2)))],
+        [f"k{j}" for j in range(draw(st.integers(2, 4)))],
+        OUTCOMES,
+    ]
     size = len(dims[0]) * len(dims[1]) * 2
     return dims, draw(st.lists(count, min_size=size, max_size=size))
 
@@ -30,7 +34,9 @@ def measure_problem(dims, values):
     (s, k, "not met") the unpublished complements."""
     cells, published = margins(dims)
     problem, keys = as_problem(cells, published, values)
-    figures = tuple(dataclasses.replace(f, published=k[2] != "not met") for f, k in zip(problem.figures, keys, strict=True))
+    figures = tuple(
+        dataclasses.replace(f, published=k[2] != "not met") for f, k in zip(problem.figures, keys, strict=True)
+    )
     return Problem(problem.base_count, figures, problem.relations), keys, cells, published
 
 
@@ -38,8 +44,11 @@ def without_complements(problem, keys):
     """The same tables with the complements left out of the system (a suppression that ignores them)."""
     kept = [i for i, k in enumerate(keys) if k[2] != "not met"]
     new = {old: i for i, old in enumerate(kept)}
-    relations = tuple((new[w], tuple(new[p] for p in parts)) for w, parts in problem.relations
-                      if w in new and all(p in new for p in parts))
+    relations = tuple(
+        (new[w], tuple(new[p] for p in parts))
+        for w, parts in problem.relations
+        if w in new and all(p in new for p in parts)
+    )
     return Problem(problem.base_count, tuple(problem.figures[i] for i in kept), relations), [keys[i] for i in kept]
 
 

@@ -1,5 +1,6 @@
 """The synthetic measure results (pipelines/measures_samples.py): fixed seed, eligibility, the built-in disparity,
 and the README's flow on the sample feed."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -13,9 +14,17 @@ from pipelines.measures_samples import MEASURES, age_at_year_end, results_for
 
 def fake_patients(count: int):
     races = ["White", "Asian", "BlackOrAfricanAmerican"]
-    return [{"source": "s", "patient_id": f"p{i}", "birth_date": dt.date(1930 + i % 90, 1 + i % 12, 1),
-             "administrative_gender": "female" if i % 2 else "male", "hedis_race": races[i % 3],
-             "hedis_ethnicity": "NotHispanicOrLatino"} for i in range(count)]
+    return [
+        {
+            "source": "s",
+            "patient_id": f"p{i}",
+            "birth_date": dt.date(1930 + i % 90, 1 + i % 12, 1),
+            "administrative_gender": "female" if i % 2 else "male",
+            "hedis_race": races[i % 3],
+            "hedis_ethnicity": "NotHispanicOrLatino",
+        }
+        for i in range(count)
+    ]
 
 
 def test_same_seed_same_results_and_another_seed_others():
@@ -33,9 +42,16 @@ def test_eligibility_by_age_and_sex_at_the_end_of_the_year():
             measure = next(m for m in MEASURES if m.name == r["measure"])
             assert measure.eligible(age_at_year_end(p["birth_date"]), p["administrative_gender"])
     assert {r["measure"] for r in results_for(list(patients.values())) if r["patient_id"] in patients} == {
-        "CBP", "COL", "BCS", "WCV"}
-    assert all(patients[r["patient_id"]]["administrative_gender"] == "female"
-               for r in results_for(list(patients.values())) if r["measure"] == "BCS" and r["patient_id"] in patients)
+        "CBP",
+        "COL",
+        "BCS",
+        "WCV",
+    }
+    assert all(
+        patients[r["patient_id"]]["administrative_gender"] == "female"
+        for r in results_for(list(patients.values()))
+        if r["measure"] == "BCS" and r["patient_id"] in patients
+    )
 
 
 def test_the_disparity_is_built_in():
@@ -43,8 +59,14 @@ def test_the_disparity_is_built_in():
     races = {p["patient_id"]: p["hedis_race"] for p in fake_patients(3000)}
 
     def rate(asian: bool) -> float:
-        mine = [r for r in results if r["measure"] == "CBP" and r["denominator"] and r["patient_id"] in races
-                and (races[r["patient_id"]] == "Asian") == asian]
+        mine = [
+            r
+            for r in results
+            if r["measure"] == "CBP"
+            and r["denominator"]
+            and r["patient_id"] in races
+            and (races[r["patient_id"]] == "Asian") == asian
+        ]
         return sum(r["numerator"] for r in mine) / len(mine)
 
     assert rate(asian=False) - rate(asian=True) > 0.25
@@ -62,13 +84,15 @@ def test_the_readme_flow_on_the_sample_feed(sample_feed, tmp_path, run_cli):
     outs = {}
     for name in ("results.csv", "measure-reports.ndjson"):
         outs[name] = tmp_path / f"report-{name}"
-        code, stdout, _ = run_cli("report", "--warehouse", warehouse, "--out", outs[name], "--measures",
-                                  tmp_path / "measures" / name)
+        code, stdout, _ = run_cli(
+            "report", "--warehouse", warehouse, "--out", outs[name], "--measures", tmp_path / "measures" / name
+        )
         assert code == 0 and "(5 unmatched, counted in Unknown)" in stdout and "no row rejected" in stdout
     rows = pq.read_table(outs["results.csv"] / "measures.parquet").to_pylist()
     assert rows == pq.read_table(outs["measure-reports.ndjson"] / "measures.parquet").to_pylist()
-    cbp = {r["stratum"]: r for r in rows if (r["source"], r["measure"], r["stratifier"]) == ("(all)", "CBP",
-                                                                                              "hedis_race")}
+    cbp = {
+        r["stratum"]: r for r in rows if (r["source"], r["measure"], r["stratifier"]) == ("(all)", "CBP", "hedis_race")
+    }
     assert cbp["Asian"]["rate"] < cbp["Total"]["rate"] - 0.1 and cbp["Asian"]["difference_from_reference"] < -0.1
     assert "Quality measures" in (outs["results.csv"] / "index.html").read_text(encoding="utf-8")
 

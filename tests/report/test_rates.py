@@ -1,4 +1,5 @@
 """The arithmetic of quality measures against hand calculations (pipelines/report/rates.py)."""
+
 from __future__ import annotations
 
 import ast
@@ -20,12 +21,15 @@ from pipelines.report.rates import difference, rate, ratio, reportable, wilson_i
 # 15/50: p = .3, 1 + z²/n = 1.0768292, centre = (.3 + .0384146)/1.0768292 = .3142693,
 #        half = 1.959964 · sqrt(.0042 + .0003841)/1.0768292 = 1.959964 · .0677063/1.0768292 = .1232340
 #        -> (.1910353, .4375033)
-@pytest.mark.parametrize("numerator, denominator, low, high", [
-    (3, 40, 0.0258, 0.1986),
-    (0, 30, 0.0, 0.1135),
-    (30, 30, 0.8865, 1.0),
-    (15, 50, 0.1910, 0.4375),
-])
+@pytest.mark.parametrize(
+    "numerator, denominator, low, high",
+    [
+        (3, 40, 0.0258, 0.1986),
+        (0, 30, 0.0, 0.1135),
+        (30, 30, 0.8865, 1.0),
+        (15, 50, 0.1910, 0.4375),
+    ],
+)
 def test_wilson_interval_by_hand(numerator, denominator, low, high):
     assert wilson_interval(numerator, denominator) == (low, high)
 
@@ -43,12 +47,15 @@ def test_no_interval_without_a_proportion(numerator, denominator):
         wilson_interval(numerator, denominator)
 
 
-@pytest.mark.parametrize("value, reference, expected_difference, expected_ratio", [
-    (15 / 50, 40 / 100, -0.1, 0.75),      # 30% against 40%: ten points below, three quarters
-    (3 / 40, 0.075, 0.0, 1.0),            # the reference group itself
-    (1 / 3, 1 / 6, 0.1667, 2.0),          # exact rates, rounded once: .33333 - .16667, .33333 / .16667
-    (12 / 40, 0.0, 0.3, None),            # no ratio to a reference of 0
-])
+@pytest.mark.parametrize(
+    "value, reference, expected_difference, expected_ratio",
+    [
+        (15 / 50, 40 / 100, -0.1, 0.75),  # 30% against 40%: ten points below, three quarters
+        (3 / 40, 0.075, 0.0, 1.0),  # the reference group itself
+        (1 / 3, 1 / 6, 0.1667, 2.0),  # exact rates, rounded once: .33333 - .16667, .33333 / .16667
+        (12 / 40, 0.0, 0.3, None),  # no ratio to a reference of 0
+    ],
+)
 def test_difference_and_ratio_by_hand(value, reference, expected_difference, expected_ratio):
     assert difference(value, reference) == expected_difference
     assert ratio(value, reference) == expected_ratio

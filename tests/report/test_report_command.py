@@ -1,4 +1,5 @@
 """`demographics report` end to end: tables and their sums, views, suppression in the files, --source, --by."""
+
 from __future__ import annotations
 
 import csv
@@ -21,24 +22,77 @@ def feeds():
     """Two sources; the providers org/1 and org/2, and patients without one."""
     a = {"source": "feed_a"}
     b = {"source": "feed_b"}
-    return (many(30, f"{SECRET}-a-white", managing_organization="Organization/1", **a)
-            + many(20, f"{SECRET}-a-asian", categories=["ASIAN"], hedis_race="Asian",
-                   race_detailed_codes=["2028-9", "2034-7"], managing_organization="Organization/2", **a)
-            + many(12, f"{SECRET}-a-hisp", categories=["HISPANIC", "WHITE"], hedis_ethnicity="HispanicOrLatino",
-                   ethnicity_detailed_codes=["2135-2", "2148-5"], preferred_language="es",
-                   managing_organization="Organization/1", **a)
-            + many(5, f"{SECRET}-a-black", categories=["BLACK"], hedis_race="BlackOrAfricanAmerican",
-                   managing_organization="Organization/2", **a)
-            + many(15, f"{SECRET}-a-declined", categories=[], status="declined", hedis_race="AskedButNoAnswer",
-                   hedis_ethnicity="AskedButNoAnswer", **a)
-            + many(12, f"{SECRET}-a-unknown", categories=[], status="unknown", hedis_race="Unknown",
-                   hedis_ethnicity="Unknown", preferred_language=None, managing_organization="Organization/1", **a)
-            + many(25, f"{SECRET}-b-white", managing_organization="Organization/2", **b)
-            + many(14, f"{SECRET}-b-asianwhite", categories=["ASIAN", "WHITE"], hedis_race="TwoOrMoreRaces", **b)
-            + many(11, f"{SECRET}-b-writein", categories=[], unmapped_text_only=True, hedis_race="Unknown",
-                   hedis_ethnicity="Unknown", race_text="Klingon", managing_organization="Organization/1", **b)
-            + many(3, f"{SECRET}-b-mena", categories=["MENA"], race_detailed_codes=["2106-3", "2121-2"],
-                   managing_organization="Organization/1", **b))
+    return (
+        many(30, f"{SECRET}-a-white", managing_organization="Organization/1", **a)
+        + many(
+            20,
+            f"{SECRET}-a-asian",
+            categories=["ASIAN"],
+            hedis_race="Asian",
+            race_detailed_codes=["2028-9", "2034-7"],
+            managing_organization="Organization/2",
+            **a,
+        )
+        + many(
+            12,
+            f"{SECRET}-a-hisp",
+            categories=["HISPANIC", "WHITE"],
+            hedis_ethnicity="HispanicOrLatino",
+            ethnicity_detailed_codes=["2135-2", "2148-5"],
+            preferred_language="es",
+            managing_organization="Organization/1",
+            **a,
+        )
+        + many(
+            5,
+            f"{SECRET}-a-black",
+            categories=["BLACK"],
+            hedis_race="BlackOrAfricanAmerican",
+            managing_organization="Organization/2",
+            **a,
+        )
+        + many(
+            15,
+            f"{SECRET}-a-declined",
+            categories=[],
+            status="declined",
+            hedis_race="AskedButNoAnswer",
+            hedis_ethnicity="AskedButNoAnswer",
+            **a,
+        )
+        + many(
+            12,
+            f"{SECRET}-a-unknown",
+            categories=[],
+            status="unknown",
+            hedis_race="Unknown",
+            hedis_ethnicity="Unknown",
+            preferred_language=None,
+            managing_organization="Organization/1",
+            **a,
+        )
+        + many(25, f"{SECRET}-b-white", managing_organization="Organization/2", **b)
+        + many(14, f"{SECRET}-b-asianwhite", categories=["ASIAN", "WHITE"], hedis_race="TwoOrMoreRaces", **b)
+        + many(
+            11,
+            f"{SECRET}-b-writein",
+            categories=[],
+            unmapped_text_only=True,
+            hedis_race="Unknown",
+            hedis_ethnicity="Unknown",
+            race_text="Klingon",
+            managing_organization="Organization/1",
+            **b,
+        )
+        + many(
+            3,
+            f"{SECRET}-b-mena",
+            categories=["MENA"],
+            race_detailed_codes=["2106-3", "2121-2"],
+            managing_organization="Organization/1",
+            **b,
+        )
+    )
 
 
 def read(folder: Path, name: str) -> list[dict]:
@@ -67,8 +121,9 @@ def report(tmp_path_factory):
     def make(*options: str) -> Path:
         if options not in made:
             out = folder / f"out{len(made)}"
-            assert main(["report", "--warehouse", str(path), "--out", str(out), "--log-level", "WARNING",
-                         *options]) == 0
+            assert (
+                main(["report", "--warehouse", str(path), "--out", str(out), "--log-level", "WARNING", *options]) == 0
+            )
             made[options] = out
         return made[options]
 
@@ -98,21 +153,44 @@ def test_exclusive_tables_add_up_to_the_total_and_all_adds_up_the_sources(report
             assert by_source(rows, "(all)")[stratum]["patients"] == sum(c["patients"] for c in cells)
 
 
-@pytest.mark.parametrize("name, source, expected", [
-    ("hedis_race", "feed_a", {"White": 42, "Asian": 20, "BlackOrAfricanAmerican": 5, "AskedButNoAnswer": 15,
-                              "Unknown": 12, "NativeHawaiianOrOtherPacificIslander": 0, "SomeOtherRace": 0}),
-    ("hedis_ethnicity", "(all)", {"HispanicOrLatino": 12, "AskedButNoAnswer": 15, "Unknown": 23,
-                                  "NotHispanicOrLatino": 97}),
-    ("omb2024_single_category", "feed_b", {"WHITE": 25, "MULTIRACIAL_MULTIETHNIC": 14, "SOME_OTHER": 11, "MENA": 3,
-                                           "ASIAN": 0, "DECLINED": 0}),
-    ("omb2024_alone_and_combinations", "(all)", {"WHITE": 55, "HISPANIC+WHITE": 12, "ASIAN+WHITE": 14,
-                                                 "SOME_OTHER": 11, "UNKNOWN": 12, "NHPI": 0}),
-    ("omb2024_alone_or_in_combination", "(all)", {"WHITE": 81, "ASIAN": 34, "HISPANIC": 12, "MENA": 3, "AIAN": 0}),
-    ("completeness", "feed_b", {"reported": 42, "unmapped_text_only": 11, "declined": 0, "unknown": 0}),
-    ("completeness", "(all)", {"reported": 109, "unmapped_text_only": 11, "declined": 15, "unknown": 12}),
-    ("language", "feed_a", {"en": 70, "es": 12, None: 12}),
-    ("detailed_groups", "(all)", {"2034-7": 20, "2148-5": 12, "2121-2": 3}),
-])
+@pytest.mark.parametrize(
+    "name, source, expected",
+    [
+        (
+            "hedis_race",
+            "feed_a",
+            {
+                "White": 42,
+                "Asian": 20,
+                "BlackOrAfricanAmerican": 5,
+                "AskedButNoAnswer": 15,
+                "Unknown": 12,
+                "NativeHawaiianOrOtherPacificIslander": 0,
+                "SomeOtherRace": 0,
+            },
+        ),
+        (
+            "hedis_ethnicity",
+            "(all)",
+            {"HispanicOrLatino": 12, "AskedButNoAnswer": 15, "Unknown": 23, "NotHispanicOrLatino": 97},
+        ),
+        (
+            "omb2024_single_category",
+            "feed_b",
+            {"WHITE": 25, "MULTIRACIAL_MULTIETHNIC": 14, "SOME_OTHER": 11, "MENA": 3, "ASIAN": 0, "DECLINED": 0},
+        ),
+        (
+            "omb2024_alone_and_combinations",
+            "(all)",
+            {"WHITE": 55, "HISPANIC+WHITE": 12, "ASIAN+WHITE": 14, "SOME_OTHER": 11, "UNKNOWN": 12, "NHPI": 0},
+        ),
+        ("omb2024_alone_or_in_combination", "(all)", {"WHITE": 81, "ASIAN": 34, "HISPANIC": 12, "MENA": 3, "AIAN": 0}),
+        ("completeness", "feed_b", {"reported": 42, "unmapped_text_only": 11, "declined": 0, "unknown": 0}),
+        ("completeness", "(all)", {"reported": 109, "unmapped_text_only": 11, "declined": 15, "unknown": 12}),
+        ("language", "feed_a", {"en": 70, "es": 12, None: 12}),
+        ("detailed_groups", "(all)", {"2034-7": 20, "2148-5": 12, "2121-2": 3}),
+    ],
+)
 def test_table_figures(report, name, source, expected):
     rows = by_source(read(report("--min-cell", "0"), name), source)
     assert {k: rows[k]["patients"] for k in expected} == expected
@@ -165,8 +243,11 @@ def test_provider_folders_hold_their_own_patients_only(report):
     out = report("--by", "managing_organization", "--min-cell", "0")
     with (out / "providers.csv").open(encoding="utf-8") as handle:
         folders = {r["managing_organization"] or None: r["folder"] for r in csv.DictReader(handle)}
-    assert folders == {"Organization/1": "organization-1", "Organization/2": "organization-2",
-                       None: "no-managing-organization"}
+    assert folders == {
+        "Organization/1": "organization-1",
+        "Organization/2": "organization-2",
+        None: "no-managing-organization",
+    }
     for reference, patients in PROVIDERS.items():
         folder = out / folders[reference]
         for name in EXCLUSIVE:
@@ -189,29 +270,36 @@ def test_no_patient_identifier_is_ever_written(report):
 
 def test_provider_tables_are_suppressed_with_the_plan_wide_ones(report):
     """An outsider holding every provider's files and the plan's cannot recover a hidden HEDIS race count."""
+
     def hedis_race(out):
         return [r for folder in [out, *(p for p in out.iterdir() if p.is_dir())] for r in read(folder, "hedis_race")]
 
     rows = hedis_race(report("--by", "managing_organization"))
-    truth = {(r["managing_organization"], r["source"], r["stratum"]): r
-             for r in hedis_race(report("--by", "managing_organization", "--min-cell", "0"))}
+    truth = {
+        (r["managing_organization"], r["source"], r["stratum"]): r
+        for r in hedis_race(report("--by", "managing_organization", "--min-cell", "0"))
+    }
     cells = sorted({(g, s, k) for g, s, k in truth if g != "(all)" and s != "(all)"}, key=str)
     figures, reasons = {}, {}
     for r in rows:
         key = (r["managing_organization"], r["source"], r["stratum"])
-        members = frozenset(i for i, (g, s, k) in enumerate(cells)
-                            if key[0] in ("(all)", g) and key[1] in ("(all)", s) and key[2] == k)
+        members = frozenset(
+            i for i, (g, s, k) in enumerate(cells) if key[0] in ("(all)", g) and key[1] in ("(all)", s) and key[2] == k
+        )
         figures[key] = (members, truth[key]["patients"])
         if r["suppressed"]:
             reasons[key] = r["suppression_reason"]
     assert reasons and leaks(len(cells), figures, reasons, 11) == []
 
 
-@pytest.mark.parametrize("options, message", [
-    (["--min-cell", "2"], "at least 3"),
-    (["--by", "postal_code"], "invalid choice"),
-    (["--source", "nowhere"], "no patients for source nowhere"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["--min-cell", "2"], "at least 3"),
+        (["--by", "postal_code"], "invalid choice"),
+        (["--source", "nowhere"], "no patients for source nowhere"),
+    ],
+)
 def test_bad_usage_is_one_line_and_exit_2(warehouse, run_cli, tmp_path, options, message):
     code, _, err = run_cli("report", "--warehouse", warehouse(feeds()), "--out", tmp_path / "out", *options)
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1

@@ -1,4 +1,5 @@
 """The report page: self-contained, charts inline, hidden counts marked; and opened in a real headless Chromium."""
+
 from __future__ import annotations
 
 import csv
@@ -10,8 +11,16 @@ from test_measures_command import write_csv
 from test_report_command import feeds
 
 CHROMIUM = Path("/usr/bin/chromium")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture(scope="module")
@@ -24,11 +33,28 @@ def pages(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("page")
     warehouse = build_warehouse(folder / "warehouse.duckdb", feeds())
-    assert main(["validate", "--warehouse", str(warehouse), "--html", str(folder / "validation.html"),
-                 "--log-level", "WARNING"]) in (0, 1)
+    assert main(
+        ["validate", "--warehouse", str(warehouse), "--html", str(folder / "validation.html"), "--log-level", "WARNING"]
+    ) in (0, 1)
     results = write_csv(folder / "results.csv", measure_results(feeds()))
-    assert main(["report", "--warehouse", str(warehouse), "--out", str(folder / "out"), "--by",
-                 "managing_organization", "--measures", str(results), "--log-level", "WARNING"]) == 0
+    assert (
+        main(
+            [
+                "report",
+                "--warehouse",
+                str(warehouse),
+                "--out",
+                str(folder / "out"),
+                "--by",
+                "managing_organization",
+                "--measures",
+                str(results),
+                "--log-level",
+                "WARNING",
+            ]
+        )
+        == 0
+    )
     return folder / "out"
 
 
@@ -36,14 +62,36 @@ def measure_results(patients):
     """CBP for every patient (met by one in two, by one in three of those with a provider Organization/2), one
     result of a member who is not in the warehouse; SMALL for the 25 White patients of feed_b, 12 met (a rate
     that is NA: under 30, though no count is small)."""
-    found = [{"patient_id": p["patient_id"], "source": p["source"], "measure": "CBP", "denominator": True,
-              "numerator": i % (3 if p["managing_organization"] == "Organization/2" else 2) == 0}
-             for i, p in enumerate(patients)]
+    found = [
+        {
+            "patient_id": p["patient_id"],
+            "source": p["source"],
+            "measure": "CBP",
+            "denominator": True,
+            "numerator": i % (3 if p["managing_organization"] == "Organization/2" else 2) == 0,
+        }
+        for i, p in enumerate(patients)
+    ]
     white_b = [p for p in patients if p["patient_id"].startswith("PATIENT-SECRET-b-white")]
-    found += [{"patient_id": p["patient_id"], "source": "feed_b", "measure": "SMALL", "denominator": True,
-               "numerator": i < 12} for i, p in enumerate(white_b)]
-    return found + [{"patient_id": "not-in-warehouse", "source": "feed_a", "measure": "CBP", "denominator": True,
-                     "numerator": False}]
+    found += [
+        {
+            "patient_id": p["patient_id"],
+            "source": "feed_b",
+            "measure": "SMALL",
+            "denominator": True,
+            "numerator": i < 12,
+        }
+        for i, p in enumerate(white_b)
+    ]
+    return found + [
+        {
+            "patient_id": "not-in-warehouse",
+            "source": "feed_a",
+            "measure": "CBP",
+            "denominator": True,
+            "numerator": False,
+        }
+    ]
 
 
 def test_page_is_self_contained_with_inline_charts_and_marked_suppression(pages):
@@ -52,9 +100,16 @@ def test_page_is_self_contained_with_inline_charts_and_marked_suppression(pages)
     assert not re.search(r"https?:|//cdn|<script|<link|src=|@import|url\(", page)
     assert page.count("<svg") >= 9 and "mark-rect" in page and "mark-line" in page  # with the trend
     assert 'class="num primary"' in page and "&lt;11" in page and "complementary suppression" in page
-    for section in ("completeness", "hedis_race", "hedis_ethnicity", "omb2024_single_category",
-                    "omb2024_alone_and_combinations", "omb2024_alone_or_in_combination", "detailed_groups",
-                    "language"):
+    for section in (
+        "completeness",
+        "hedis_race",
+        "hedis_ethnicity",
+        "omb2024_single_category",
+        "omb2024_alone_and_combinations",
+        "omb2024_alone_or_in_combination",
+        "detailed_groups",
+        "language",
+    ):
         assert f'id="{section}"' in page
     assert 'href="organization-1/index.html"' in page
     assert 'id="measures"' in page and 'id="measure-cbp"' in page and "Unmatched results" in page
@@ -63,14 +118,14 @@ def test_page_is_self_contained_with_inline_charts_and_marked_suppression(pages)
 
 def test_measures_chart_draws_rates_intervals_markers_and_the_reference(pages):
     page = (pages / "index.html").read_text(encoding="utf-8")
-    cbp = page[page.index('id="measure-cbp"'):page.index('id="measure-small"')]
-    chart = cbp[cbp.index("<svg"):cbp.index("</svg>")]
+    cbp = page[page.index('id="measure-cbp"') : page.index('id="measure-small"')]
+    chart = cbp[cbp.index("<svg") : cbp.index("</svg>")]
     for stratifier in ("HEDIS race", "HEDIS ethnicity", "OMB 2024 category"):
         assert stratifier in chart
     assert chart.count("mark-rule") >= 3 and "mark-symbol" in chart and "stroke-dasharray" in chart
     assert ">&lt;11</text>" in chart and ">hidden</text>" in chart  # suppressed rates are marked, not drawn
-    small = page[page.index('id="measure-small"'):]
-    assert ">NA</text>" in small[:small.index("</svg>")]  # and so is a rate with a denominator under 30
+    small = page[page.index('id="measure-small"') :]
+    assert ">NA</text>" in small[: small.index("</svg>")]  # and so is a rate with a denominator under 30
     provider = (pages / "organization-2" / "index.html").read_text(encoding="utf-8")
     assert 'id="measures"' not in provider  # the plan's page only
 
@@ -109,8 +164,10 @@ def test_page_in_chromium_draws_charts_fits_a_laptop_and_asks_for_nothing(browse
     assert page.evaluate("document.documentElement.scrollWidth") <= 1280
     charts = page.locator("figure.chart svg")
     assert charts.count() >= 10
-    assert page.locator("#measures figure.chart svg .mark-rule line, #measures figure.chart svg .mark-rule path"
-                        ).count() >= 3  # intervals, drawn
+    assert (
+        page.locator("#measures figure.chart svg .mark-rule line, #measures figure.chart svg .mark-rule path").count()
+        >= 3
+    )  # intervals, drawn
     assert page.locator("#measures figure.chart svg .mark-symbol path").count() >= 2  # rates, drawn
     assert page.locator("figure.chart svg .mark-rect path").count() >= 20  # bars, drawn
     assert page.locator("td.primary").count() > 0
@@ -146,7 +203,6 @@ def test_validation_page_fits_a_laptop(browser, pages):
     assert page.evaluate("document.documentElement.scrollWidth") <= 1280
     page.close()
     assert all(url.startswith("file://") for url in requests)
-
 
 
 def test_the_trend_and_the_completeness_table_agree_on_write_ins(run_cli, warehouse, tmp_path):

@@ -1,4 +1,5 @@
 """Small-cell suppression against an outsider: arbitrary count tables, suppressed, then attacked (attacker.py)."""
+
 from __future__ import annotations
 
 import itertools
@@ -25,7 +26,7 @@ def as_problem(cells, published, values):
     for k in keys:
         for d, v in enumerate(k):
             if v == ALL:
-                parts = [index[k[:d] + (p,) + k[d + 1:]] for p in sorted({c[d] for c in cells})]
+                parts = [index[k[:d] + (p,) + k[d + 1 :]] for p in sorted({c[d] for c in cells})]
                 relations.append((index[k], tuple(parts)))
     return Problem(len(cells), figures, tuple(relations)), keys
 
@@ -44,14 +45,18 @@ def two_way(draw):
     """Sources x strata, every (all) row and total published (the shape of every exclusive table)."""
     sources, strata = draw(st.integers(1, 3)), draw(st.integers(2, 5))
     return [[f"s{i}" for i in range(sources)], [f"k{j}" for j in range(strata)]], draw(
-        st.lists(count, min_size=sources * strata, max_size=sources * strata))
+        st.lists(count, min_size=sources * strata, max_size=sources * strata)
+    )
 
 
 @st.composite
 def three_way(draw):
     """Providers x sources x strata with every margin (the `--by` report: provider tables add up to the plan)."""
-    dims = [[f"g{i}" for i in range(draw(st.integers(2, 3)))], ["s0", "s1"][:draw(st.integers(1, 2))],
-            [f"k{j}" for j in range(draw(st.integers(2, 3)))]]
+    dims = [
+        [f"g{i}" for i in range(draw(st.integers(2, 3)))],
+        ["s0", "s1"][: draw(st.integers(1, 2))],
+        [f"k{j}" for j in range(draw(st.integers(2, 3)))],
+    ]
     size = len(dims[0]) * len(dims[1]) * len(dims[2])
     return dims, draw(st.lists(count, min_size=size, max_size=size))
 
@@ -100,10 +105,12 @@ def overlapping_tables(sources, values):
         published["multiple", source] = frozenset(i for i in mine if len(cells[i][1]) > 1)
         for combo in COMBINATIONS:
             published["combination", source, "+".join(sorted(combo))] = frozenset(
-                i for i in mine if cells[i][1] == combo)
+                i for i in mine if cells[i][1] == combo
+            )
         for category in CATEGORIES:
             published["alone or in combination", source, category] = frozenset(
-                i for i in mine if category in cells[i][1])
+                i for i in mine if category in cells[i][1]
+            )
     return cells, published
 
 
@@ -115,9 +122,18 @@ def test_alone_or_in_combination_counts_do_not_give_away_the_exclusive_ones(tabl
     keys = list(published)
     figures = tuple(Figure(published[k], sum(values[i] for i in published[k])) for k in keys)
     index = {k: i for i, k in enumerate(keys)}
-    relations = [(index[k], tuple(index[p] for p in keys if p[0] == "combination" and p[1] == k[1]
-                                  and published[p] <= published[k] and published[p]))
-                 for k in keys if k[0] in ("total", "multiple", "alone or in combination")]
+    relations = [
+        (
+            index[k],
+            tuple(
+                index[p]
+                for p in keys
+                if p[0] == "combination" and p[1] == k[1] and published[p] <= published[k] and published[p]
+            ),
+        )
+        for k in keys
+        if k[0] in ("total", "multiple", "alone or in combination")
+    ]
     problem = Problem(len(cells), figures, tuple((w, p) for w, p in relations if p))
     result = suppress(problem, MIN_CELL)
     reasons = {keys[i]: r for i, r in result.reasons.items()}
@@ -143,8 +159,11 @@ def test_the_attacker_recovers_counts_from_primary_suppression_alone():
 
 
 def test_hypothesis_finds_a_table_that_primary_suppression_alone_leaves_open():
-    _dims, values = find(two_way(), lambda t: bool(attack(*t, suppress_with=primary_only)[0]),
-                        settings=settings(max_examples=200, deadline=None, database=None))
+    _dims, values = find(
+        two_way(),
+        lambda t: bool(attack(*t, suppress_with=primary_only)[0]),
+        settings=settings(max_examples=200, deadline=None, database=None),
+    )
     assert any(0 < v < MIN_CELL for v in values)
 
 
@@ -152,8 +171,11 @@ def test_the_calhhs_rule_hides_one_more_when_the_hidden_counts_are_tiny():
     """Two hidden cells of 1 and 2 in a row: each lies in 1..2 once the total is known (CalHHS DDG 4.4.1)."""
     dims, values = [["s0"], ["k0", "k1", "k2", "k3"]], [1, 2, 30, 45]
     _, result, problem = attack(dims, values)
-    hidden_row = {problem.figures[i].members: problem.figures[i].value for i in result.reasons
-                  if len(problem.figures[i].members) == 1}
+    hidden_row = {
+        problem.figures[i].members: problem.figures[i].value
+        for i in result.reasons
+        if len(problem.figures[i].members) == 1
+    }
     assert sorted(hidden_row.values())[:2] == [1, 2] and len(hidden_row) >= 3
     assert COMPLEMENTARY in result.reasons.values() and PRIMARY in result.reasons.values()
 

@@ -1,4 +1,5 @@
 """The duckdb_engine workaround of pipelines/validation/gx_duckdb.py, on a tiny table: needed, working, harmless."""
+
 import duckdb
 import pytest
 
@@ -8,8 +9,10 @@ from pipelines.validation.validator import _import_gx
 @pytest.fixture
 def con():
     with duckdb.connect() as connection:
-        connection.execute("CREATE TEMP TABLE tiny AS SELECT * FROM (VALUES ('reported'), ('reported'), ('maybe'), "
-                           "('unknown')) AS t(status)")
+        connection.execute(
+            "CREATE TEMP TABLE tiny AS SELECT * FROM (VALUES ('reported'), ('reported'), ('maybe'), "
+            "('unknown')) AS t(status)"
+        )
         yield connection
 
 
@@ -23,10 +26,12 @@ def status_in_set(connection_string, con):
 
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    datasource = context.data_sources.add_sql(name="tiny", connection_string=connection_string,
-                                              kwargs={"creator": lambda: BorrowedConnection(con)})
-    batch = datasource.add_table_asset(name="tiny", table_name="tiny").add_batch_definition_whole_table(
-        "whole").get_batch()
+    datasource = context.data_sources.add_sql(
+        name="tiny", connection_string=connection_string, kwargs={"creator": lambda: BorrowedConnection(con)}
+    )
+    batch = (
+        datasource.add_table_asset(name="tiny", table_name="tiny").add_batch_definition_whole_table("whole").get_batch()
+    )
     return batch.validate(gxe.ExpectColumnValuesToBeInSet(column="status", value_set=["reported", "unknown"]))
 
 

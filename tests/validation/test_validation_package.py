@@ -1,4 +1,5 @@
 """The package's import cost and the suite files it loads."""
+
 import json
 import subprocess
 import sys
@@ -14,18 +15,32 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_importing_the_package_imports_neither_great_expectations_nor_sqlalchemy_nor_beam():
-    code = ("import sys, pipelines.validation as v; v.ValidationConfig(); "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in "
-            "('great_expectations', 'sqlalchemy', 'duckdb_engine', 'apache_beam')))")
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True,
-                         env={"PYTHONPATH": str(REPO), "PATH": ""})
+    code = (
+        "import sys, pipelines.validation as v; v.ValidationConfig(); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('great_expectations', 'sqlalchemy', 'duckdb_engine', 'apache_beam')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONPATH": str(REPO), "PATH": ""},
+    )
     assert out.stdout.strip() == "[]"
 
 
 def test_the_six_suites_load_from_the_repository_folder_in_a_checkout():
     suites = load_suites()
-    assert [s.name for s in suites] == ["completeness", "consistency", "lineage", "plausibility", "uniqueness",
-                                        "validity"]
+    assert [s.name for s in suites] == [
+        "completeness",
+        "consistency",
+        "lineage",
+        "plausibility",
+        "uniqueness",
+        "validity",
+    ]
     for suite in suites:
         assert suite.meta.get("description")
         assert suite.expectations
@@ -84,5 +99,6 @@ def test_a_checkout_reads_its_folder_and_an_installed_package_its_resource(tmp_p
 
 
 def test_this_checkout_validates_with_its_own_suites():
-    assert suites_module.suite_texts() == {p.name: p.read_text(encoding="utf-8")
-                                            for p in sorted((REPO / "expectations").glob("*.json"))}
+    assert suites_module.suite_texts() == {
+        p.name: p.read_text(encoding="utf-8") for p in sorted((REPO / "expectations").glob("*.json"))
+    }

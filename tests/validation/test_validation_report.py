@@ -1,4 +1,5 @@
 """Offline summaries: the terminal table and the self-contained HTML page."""
+
 import datetime as dt
 import re
 
@@ -36,8 +37,14 @@ def test_summary_of_nothing():
 
 def test_window_batches_show_their_window(validator):
     start = dt.datetime(2026, 11, 23, 10, 0, tzinfo=dt.UTC)
-    rows = validated(validator, patients(4), scope="window", run_id="w", window_start=start,
-                     window_end=start + dt.timedelta(minutes=1))
+    rows = validated(
+        validator,
+        patients(4),
+        scope="window",
+        run_id="w",
+        window_start=start,
+        window_end=start + dt.timedelta(minutes=1),
+    )
     assert "2026-11-23 10:00:00Z .. 2026-11-23 10:01:00Z" in summary_table(rows)
 
 

@@ -1,4 +1,5 @@
 """Every suite on batches built to pass and to fail each expectation: real Great Expectations on real DuckDB."""
+
 import datetime as dt
 import json
 import pickle
@@ -12,8 +13,10 @@ UTC = dt.UTC
 FUTURE = dt.datetime.now(UTC) + dt.timedelta(days=400)
 
 COMPLETENESS = "expect_column_values_to_be_in_set(counts_toward_completeness)"
-LINEAGE = ("expect_table_columns_to_match_set(source,patient_id,last_updated,ingested_at,input_file,"
-           "input_position,run_id,record_hash)")
+LINEAGE = (
+    "expect_table_columns_to_match_set(source,patient_id,last_updated,ingested_at,input_file,"
+    "input_position,run_id,record_hash)"
+)
 
 
 def failures(rows):
@@ -28,8 +31,14 @@ def by_label(rows, suite, expectation):
 def test_a_clean_batch_passes_every_expectation_of_every_suite(validator):
     rows = validated(validator, patients(60))
     assert failures(rows) == set()
-    assert {r["suite"] for r in rows} == {"completeness", "validity", "uniqueness", "consistency", "plausibility",
-                                          "lineage"}
+    assert {r["suite"] for r in rows} == {
+        "completeness",
+        "validity",
+        "uniqueness",
+        "consistency",
+        "plausibility",
+        "lineage",
+    }
     assert len(rows) == len(validator.specs)
     assert len({(r["suite"], r["expectation"]) for r in rows}) == len(rows)  # labels are unique
     assert {r["validation_id"] for r in rows} == {rows[0]["validation_id"]}
@@ -42,54 +51,118 @@ def test_a_clean_batch_passes_every_expectation_of_every_suite(validator):
 
 # (what is broken, how, the failing expectations it must produce: exactly these)
 BROKEN = [
-    ("status outside its value set", {"race_ethnicity_status": "maybe"},
-     {("validity", "expect_column_values_to_be_in_set(race_ethnicity_status)"),
-      ("consistency", "expect_column_values_to_be_in_set(race_ethnicity_status_consistent)")}),
-    ("null status", {"race_ethnicity_status": None},
-     {("validity", "expect_column_values_to_not_be_null(race_ethnicity_status)"),
-      ("consistency", "expect_column_values_to_be_in_set(race_ethnicity_status_consistent)")}),
-    ("category outside its value set", {"omb2024_category": "White"},
-     {("validity", "expect_column_values_to_be_in_set(omb2024_category)"),
-      ("consistency", "expect_column_values_to_be_in_set(omb2024_category_consistent)")}),
-    ("categories not one of the seven", {"omb2024_categories": ["Caucasian"], "omb2024_category": "Caucasian",
-                                         "hedis_race": "Unknown"},
-     {("validity", "expect_column_values_to_be_in_set(omb2024_categories_valid)"),
-      ("validity", "expect_column_values_to_be_in_set(omb2024_category)")}),
-    ("hedis race outside its value set", {"hedis_race": "Caucasian"},
-     {("validity", "expect_column_values_to_be_in_set(hedis_race)")}),
-    ("hedis ethnicity outside its value set", {"hedis_ethnicity": "Latino"},
-     {("validity", "expect_column_values_to_be_in_set(hedis_ethnicity)")}),
-    ("gender outside FHIR's value set", {"administrative_gender": "F"},
-     {("validity", "expect_column_values_to_be_in_set(administrative_gender)")}),
-    ("language not a lower-case subtag", {"preferred_language": "English"},
-     {("validity", "expect_column_values_to_match_regex(preferred_language)")}),
-    ("malformed CDCREC code", {"race_detailed_codes": ["2106"]},
-     {("validity", "expect_column_values_to_be_in_set(detailed_codes_well_formed)")}),
-    ("null race_source_format", {"race_source_format": None},
-     {("validity", "expect_column_values_to_not_be_null(race_source_format)")}),
-    ("category disagrees with categories", {"omb2024_category": "ASIAN"},
-     {("consistency", "expect_column_values_to_be_in_set(omb2024_category_consistent)")}),
-    ("categories disagree with hedis race", {"omb2024_categories": ["ASIAN"], "omb2024_category": "ASIAN"},
-     {("consistency", "expect_column_values_to_be_in_set(hedis_race_consistent)")}),
-    ("Hispanic code without HISPANIC", {"ethnicity_detailed_codes": ["2135-2"]},
-     {("consistency", "expect_column_values_to_be_in_set(hedis_ethnicity_consistent)")}),
-    ("status disagrees with category", {"race_ethnicity_status": "declined"},
-     {("consistency", "expect_column_values_to_be_in_set(race_ethnicity_status_consistent)")}),
-    ("hedis race disagrees with categories", {"hedis_race": "BlackOrAfricanAmerican"},
-     {("consistency", "expect_column_values_to_be_in_set(hedis_race_consistent)")}),
-    ("hedis ethnicity disagrees with categories", {"hedis_ethnicity": "HispanicOrLatino"},
-     {("consistency", "expect_column_values_to_be_in_set(hedis_ethnicity_consistent)")}),
-    ("birth date in the future", {"birth_date": FUTURE.date(), "birth_year": FUTURE.year},
-     {("plausibility", "expect_column_values_to_be_between(birth_date)"),
-      ("plausibility", "expect_column_values_to_be_between(birth_year)")}),
-    ("birth year disagrees with birth date", {"birth_year": 1979},
-     {("plausibility", "expect_column_values_to_be_in_set(birth_year_consistent)")}),
-    ("last_updated in the future", {"last_updated": FUTURE},
-     {("plausibility", "expect_column_values_to_be_between(last_updated)")}),
-    ("null source", {"source": None},
-     {("validity", "expect_column_values_to_not_be_null(source)")}),
-    ("lineage value missing", {"input_file": None},
-     {("lineage", "expect_column_values_to_not_be_null(input_file)")}),
+    (
+        "status outside its value set",
+        {"race_ethnicity_status": "maybe"},
+        {
+            ("validity", "expect_column_values_to_be_in_set(race_ethnicity_status)"),
+            ("consistency", "expect_column_values_to_be_in_set(race_ethnicity_status_consistent)"),
+        },
+    ),
+    (
+        "null status",
+        {"race_ethnicity_status": None},
+        {
+            ("validity", "expect_column_values_to_not_be_null(race_ethnicity_status)"),
+            ("consistency", "expect_column_values_to_be_in_set(race_ethnicity_status_consistent)"),
+        },
+    ),
+    (
+        "category outside its value set",
+        {"omb2024_category": "White"},
+        {
+            ("validity", "expect_column_values_to_be_in_set(omb2024_category)"),
+            ("consistency", "expect_column_values_to_be_in_set(omb2024_category_consistent)"),
+        },
+    ),
+    (
+        "categories not one of the seven",
+        {"omb2024_categories": ["Caucasian"], "omb2024_category": "Caucasian", "hedis_race": "Unknown"},
+        {
+            ("validity", "expect_column_values_to_be_in_set(omb2024_categories_valid)"),
+            ("validity", "expect_column_values_to_be_in_set(omb2024_category)"),
+        },
+    ),
+    (
+        "hedis race outside its value set",
+        {"hedis_race": "Caucasian"},
+        {("validity", "expect_column_values_to_be_in_set(hedis_race)")},
+    ),
+    (
+        "hedis ethnicity outside its value set",
+        {"hedis_ethnicity": "Latino"},
+        {("validity", "expect_column_values_to_be_in_set(hedis_ethnicity)")},
+    ),
+    (
+        "gender outside FHIR's value set",
+        {"administrative_gender": "F"},
+        {("validity", "expect_column_values_to_be_in_set(administrative_gender)")},
+    ),
+    (
+        "language not a lower-case subtag",
+        {"preferred_language": "English"},
+        {("validity", "expect_column_values_to_match_regex(preferred_language)")},
+    ),
+    (
+        "malformed CDCREC code",
+        {"race_detailed_codes": ["2106"]},
+        {("validity", "expect_column_values_to_be_in_set(detailed_codes_well_formed)")},
+    ),
+    (
+        "null race_source_format",
+        {"race_source_format": None},
+        {("validity", "expect_column_values_to_not_be_null(race_source_format)")},
+    ),
+    (
+        "category disagrees with categories",
+        {"omb2024_category": "ASIAN"},
+        {("consistency", "expect_column_values_to_be_in_set(omb2024_category_consistent)")},
+    ),
+    (
+        "categories disagree with hedis race",
+        {"omb2024_categories": ["ASIAN"], "omb2024_category": "ASIAN"},
+        {("consistency", "expect_column_values_to_be_in_set(hedis_race_consistent)")},
+    ),
+    (
+        "Hispanic code without HISPANIC",
+        {"ethnicity_detailed_codes": ["2135-2"]},
+        {("consistency", "expect_column_values_to_be_in_set(hedis_ethnicity_consistent)")},
+    ),
+    (
+        "status disagrees with category",
+        {"race_ethnicity_status": "declined"},
+        {("consistency", "expect_column_values_to_be_in_set(race_ethnicity_status_consistent)")},
+    ),
+    (
+        "hedis race disagrees with categories",
+        {"hedis_race": "BlackOrAfricanAmerican"},
+        {("consistency", "expect_column_values_to_be_in_set(hedis_race_consistent)")},
+    ),
+    (
+        "hedis ethnicity disagrees with categories",
+        {"hedis_ethnicity": "HispanicOrLatino"},
+        {("consistency", "expect_column_values_to_be_in_set(hedis_ethnicity_consistent)")},
+    ),
+    (
+        "birth date in the future",
+        {"birth_date": FUTURE.date(), "birth_year": FUTURE.year},
+        {
+            ("plausibility", "expect_column_values_to_be_between(birth_date)"),
+            ("plausibility", "expect_column_values_to_be_between(birth_year)"),
+        },
+    ),
+    (
+        "birth year disagrees with birth date",
+        {"birth_year": 1979},
+        {("plausibility", "expect_column_values_to_be_in_set(birth_year_consistent)")},
+    ),
+    (
+        "last_updated in the future",
+        {"last_updated": FUTURE},
+        {("plausibility", "expect_column_values_to_be_between(last_updated)")},
+    ),
+    ("null source", {"source": None}, {("validity", "expect_column_values_to_not_be_null(source)")}),
+    ("lineage value missing", {"input_file": None}, {("lineage", "expect_column_values_to_not_be_null(input_file)")}),
     ("run id missing", {"run_id": None}, {("lineage", "expect_column_values_to_not_be_null(run_id)")}),
 ]
 
@@ -126,8 +199,10 @@ def test_duplicate_source_and_patient_id_fails_uniqueness(validator):
 
 def test_missing_lineage_column_fails_lineage(validator):
     result = validated(validator, patients(10), drop=["input_position"])
-    assert failures(result) == {("lineage", LINEAGE),
-                                ("lineage", "expect_column_values_to_not_be_null(input_position)")}
+    assert failures(result) == {
+        ("lineage", LINEAGE),
+        ("lineage", "expect_column_values_to_not_be_null(input_position)"),
+    }
     row = by_label(result, "lineage", LINEAGE)
     assert json.loads(row["observed_value"]) == {"missing": ["input_position"]}
     nulls = by_label(result, "lineage", "expect_column_values_to_not_be_null(input_position)")
@@ -143,8 +218,17 @@ def test_a_rule_whose_input_column_is_missing_fails_with_its_error(validator):
 
 def test_a_write_in_is_reported_but_does_not_count_toward_completeness(validator):
     rows = patients(10)
-    rows[:3] = [patient(i, "writein", unmapped_text_only=True, race_text="Klingon", race_source_format="text-only",
-                        mapping_warnings=["race_text_unmapped"]) for i in range(3)]
+    rows[:3] = [
+        patient(
+            i,
+            "writein",
+            unmapped_text_only=True,
+            race_text="Klingon",
+            race_source_format="text-only",
+            mapping_warnings=["race_text_unmapped"],
+        )
+        for i in range(3)
+    ]
     result = validated(validator, rows)
     row = by_label(result, "completeness", COMPLETENESS)
     assert (row["success"], row["unexpected_count"], row["element_count"]) == (False, 3, 10)
@@ -217,6 +301,9 @@ def test_great_expectations_does_not_log_below_warning(caplog):
 
     caplog.set_level(logging.INFO)
     validated(Validator(ValidationConfig(completeness_goal=0.7)), patients(5))
-    chatter = [r.getMessage() for r in caplog.records
-               if r.name.startswith("great_expectations") and r.levelno < logging.WARNING]
+    chatter = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name.startswith("great_expectations") and r.levelno < logging.WARNING
+    ]
     assert chatter == []
