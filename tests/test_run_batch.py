@@ -289,7 +289,7 @@ def test_a_warehouse_path_that_is_a_directory_is_one_line_error(tmp_path, sample
 def test_help_explains_and_exits_0(run_cli):
     code, out, _ = run_cli("run", "--help")
     assert code == 0
-    assert "--warehouse" in out and "--source" in out and "multi_processing" in out and "--strict-fhir" in out
+    assert "--warehouse" in out and "--source" in out and "--direct_num_workers" in out and "--strict-fhir" in out
 
 
 @pytest.mark.parametrize("command", ["run", "watch", "validate", "status", "report"])
