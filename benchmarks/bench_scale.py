@@ -465,6 +465,14 @@ def _verdict(checks: list[bool]) -> str:
     return "not measured" if not checks else "met" if all(checks) else "**not met**"
 
 
+def _two_workers(summaries: list[Summary]) -> str:
+    """`run-2-workers`, else the default `run` on a 2-core machine, which reads a 1M-patient file (over 128 MiB)
+    with one worker process per core."""
+    if _find(summaries, ONE_MILLION, "run-2-workers") or os.cpu_count() != 2:
+        return "run-2-workers"
+    return "run"
+
+
 def goal_rows(summaries: list[Summary]) -> list[list[str]]:
     sizes = sorted({s.size for s in summaries})
     run_1m, run_100k = _find(summaries, ONE_MILLION, "run"), _find(summaries, ONE_HUNDRED_K, "run")
@@ -487,8 +495,8 @@ def goal_rows(summaries: list[Summary]) -> list[list[str]]:
             _verdict([growth <= 1.2] if growth else []),
         ],
         [
-            "2 workers >= 1.5x one worker, single 1M-patient file",
-            *_ratio_goal(summaries, "run-2-workers", "run-1-worker", 1.5, [ONE_MILLION]),
+            "2 workers (`run-2-workers`, else `run` on 2 cores) >= 1.5x one worker, single 1M-patient file",
+            *_ratio_goal(summaries, _two_workers(summaries), "run-1-worker", 1.5, [ONE_MILLION]),
         ],
         [
             "`watch`: seconds-level latency for a small new file (p95 rename-to-visible < 5 s)",

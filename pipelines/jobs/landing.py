@@ -259,6 +259,14 @@ def parallel_by_default(beam_args: Sequence[str], total_bytes: int) -> list[str]
     return args
 
 
+def _reads_in_worker_processes(beam_args: Sequence[str]) -> bool:
+    """Whether the read stage runs in worker processes. Their memory adds to the main process's at the peak, so
+    Great Expectations (~130 MB) is then imported after the read, not during it (issue 10's 1 GiB goal)."""
+    from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
+
+    return PipelineOptions(list(beam_args)).view_as(DirectOptions).direct_running_mode == "multi_processing"
+
+
 def _run_beam(
     files: Sequence[InputFile],
     staging_dir: str,
@@ -266,14 +274,14 @@ def _run_beam(
     beam_args: Sequence[str],
     interruptible: bool = True,
 ) -> None:
+    """Runs the read stage with `beam_args` as chosen by `parallel_by_default`."""
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
     from pipelines.beam.read import ReadFhirFiles
     from pipelines.beam.staging import WriteStaged, staged_outputs
 
-    args = parallel_by_default(beam_args, sum(_size(f.path) for f in files))
-    pipeline = beam.Pipeline(options=PipelineOptions(args))
+    pipeline = beam.Pipeline(options=PipelineOptions(beam_args))
     outputs = pipeline | "ListInputFiles" >> beam.Create(list(files)) | "ReadFhirFiles" >> ReadFhirFiles(settings)
     staged_outputs(outputs) | "WriteStaged" >> WriteStaged(staging_dir)
     with _interruptible(interruptible), _workers_quiet():
@@ -311,16 +319,17 @@ def land_files(
 ) -> Landed:
     """Reads, normalizes and lands one batch of files; adds its counts to the run only once it has landed."""
     staging_dir = str(staging_root(opts.warehouse) / run.run_id / ingested_at.strftime("%H%M%S%f"))
-    if opts.validation is not None and files:
+    total = sum(_size(f.path) for f in files)
+    beam_args = parallel_by_default(opts.beam_args, total) if files else []
+    if opts.validation is not None and files and not _reads_in_worker_processes(beam_args):
         from pipelines.validation import prepare_validator
 
-        prepare_validator(opts.validation)  # the Great Expectations import overlaps the read stage
+        prepare_validator(opts.validation)  # the Great Expectations import overlaps an in-process read stage
     try:
         if files:
             settings = ReadSettings(run.run_id, ingested_at, opts.strict_fhir, opts.policy, opts.limits)
-            total = sum(_size(f.path) for f in files)
             with ProgressLine(staging_dir, total) as progress:
-                _run_beam(files, staging_dir, settings, opts.beam_args, interruptible)
+                _run_beam(files, staging_dir, settings, beam_args, interruptible)
         batch = StagedBatch.collect(staging_dir)
         if files:
             progress.summary(batch.counts, sum(f.size_bytes or 0 for f in batch.files))
