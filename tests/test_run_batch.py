@@ -431,3 +431,23 @@ def test_log_level_works_before_and_after_the_subcommand(sample_feed, tmp_path, 
     args = ["--log-level", "WARNING", *args] if position == "before" else [*args, "--log-level", "WARNING"]
     code, _, err = run_cli(*args)
     assert code == 0 and " INFO " not in err
+
+
+@pytest.mark.parametrize(
+    ("given", "size", "in_workers"),
+    [
+        ([], "large", True),  # two byte ranges or more: one worker process per core
+        ([], "small", False),
+        (["--direct_num_workers=1"], "large", False),  # the user's choice wins
+        (["--direct_running_mode", "multi_processing"], "small", True),
+        (["--runner=DirectRunner"], "large", False),  # only the default runner is made parallel
+    ],
+)
+def test_worker_processes_by_default_from_two_byte_ranges(monkeypatch, given, size, in_workers):
+    """The read is parallel by default only when it can be shared; Great Expectations is then imported after it."""
+    from pipelines.jobs.landing import AUTO_PARALLEL_BYTES, _reads_in_worker_processes, parallel_by_default
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    args = parallel_by_default(given, AUTO_PARALLEL_BYTES if size == "large" else AUTO_PARALLEL_BYTES - 1)
+    assert _reads_in_worker_processes(args) is in_workers
+    assert ("--direct_num_workers=2" in args) is (size == "large" and not given)
