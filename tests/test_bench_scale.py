@@ -69,6 +69,7 @@ def test_a_variant_that_cannot_run_is_reported_and_the_others_go_on(tmp_path):
     assert re.fullmatch(r"[\d,]+", table_row(section, "orjson")[5])
 
 
+@pytest.mark.slow
 def test_a_process_past_its_timeout_is_killed_with_its_children(tmp_path):
     child_then_sleep = "import subprocess, time; subprocess.Popen(['sleep', '60']); time.sleep(60)"
     measured = run_measured([sys.executable, "-c", child_then_sleep], tmp_path, timeout=1, max_rss_bytes=1 << 40)

@@ -2,9 +2,12 @@
 
 import json
 
+import pytest
+
 from tests.conftest import query
 
 
+@pytest.mark.slow
 def test_run_validates_its_batch_and_gating_is_opt_in(sample_feed, tmp_path, run_cli):
     warehouse = tmp_path / "w.duckdb"
     code, out, _ = run_cli("run", "--input", sample_feed, "--warehouse", warehouse, "--completeness-goal", "0.99")
@@ -23,6 +26,7 @@ def test_run_validates_its_batch_and_gating_is_opt_in(sample_feed, tmp_path, run
     assert code == 0
 
 
+@pytest.mark.slow
 def test_validate_exit_codes_summary_and_offline_html(sample_feed, tmp_path, run_cli):
     warehouse = tmp_path / "w.duckdb"
     assert run_cli("run", "--input", sample_feed, "--warehouse", warehouse, "--no-validation")[0] == 0
@@ -56,6 +60,7 @@ def test_validate_on_a_warehouse_with_no_patients_is_not_a_pass(tmp_path, run_cl
     assert code == 2 and "nothing to validate" in err
 
 
+@pytest.mark.slow
 def test_summaries_never_quote_patient_values(tmp_path, run_cli):
     feed = tmp_path / "feed"
     feed.mkdir()

@@ -546,6 +546,7 @@ def _module(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_help_lists_the_job_options(tmp_path):
     result = _module(tmp_path, "--help")
     assert result.returncode == 0, result.stderr
@@ -598,6 +599,7 @@ def test_a_dry_run_on_a_local_runner_builds_and_runs_nothing(tmp_path, capsys):
     assert not warehouse.exists() and not (tmp_path / "tmp").exists()
 
 
+@pytest.mark.slow
 def test_the_module_imports_neither_the_cli_nor_the_run_and_watch_jobs(tmp_path):
     result = subprocess.run(
         [

@@ -98,6 +98,7 @@ def _ndjson(*patients: dict) -> bytes:
         ("transaction bundle", transaction_delete("a", T1)),
     ],
 )
+@pytest.mark.slow
 def test_a_deletion_after_the_patient_removes_it_and_an_old_version_never_brings_it_back(land, form, data):
     warehouse = land({"Patient.ndjson": _ndjson(_patient("a", T0), _patient("b", T0))})
     assert [p[0] for p in _patients(warehouse)] == ["a", "b"]
@@ -115,6 +116,7 @@ def test_a_deletion_after_the_patient_removes_it_and_an_old_version_never_brings
     assert all(r[0] == sum(r[1:5]) for r in runs)  # records_in = patients + rejected + other + deletions
 
 
+@pytest.mark.slow
 def test_a_deletion_before_the_patient_keeps_its_old_version_out(land):
     warehouse = land({"deleted.ndjson": transaction_delete("a", T1)})
     assert query(warehouse, "SELECT patient_id, deleted_at::VARCHAR FROM deleted_patients") == [
@@ -146,12 +148,14 @@ def test_in_one_run_the_order_of_the_files_does_not_matter(land, names):
     assert [p[0] for p in _patients(warehouse)] == ["b"]
 
 
+@pytest.mark.slow
 def test_running_the_same_deletion_twice_records_it_once(land):
     warehouse = land({"d.json": transaction_delete("a", T1)})
     land({"d.json": transaction_delete("a", T1)})
     assert query(warehouse, "SELECT count(*) FROM deleted_patients") == [(1,)]
 
 
+@pytest.mark.slow
 def test_the_parquet_copy_follows_deletions(land):
     import duckdb
 
@@ -170,6 +174,7 @@ def test_the_parquet_copy_follows_deletions(land):
     assert deleted == [("a",)]
 
 
+@pytest.mark.slow
 def test_watch_applies_deletions_as_they_arrive(tmp_path):
     from pipelines.jobs.landing import LandingOptions
     from pipelines.jobs.watch import watch
@@ -185,6 +190,7 @@ def test_watch_applies_deletions_as_they_arrive(tmp_path):
     assert query(warehouse, "SELECT sum(deletions), sum(patients_deleted) FROM runs") == [(1, 1)]
 
 
+@pytest.mark.slow
 def test_ties_on_last_updated_go_to_the_content_that_arrived_first_later(land):
     """Re-running an old file never makes its older content win (contract section 3)."""
     old = _ndjson(_patient("x", T1, "female"))

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from tests.conftest import query
 
 CDCREC = "urn:oid:2.16.840.1.113883.6.238"
@@ -18,6 +20,7 @@ def _race_obs(obs_id, subject, code):
     }
 
 
+@pytest.mark.slow
 def test_bulk_export_observations_fill_patients_without_race(tmp_path, run_cli):
     feed = tmp_path / "bulk"
     feed.mkdir()
@@ -61,6 +64,7 @@ def test_bulk_export_observations_fill_patients_without_race(tmp_path, run_cli):
     assert query(warehouse, "SELECT records_in, patients_landed, other_resources FROM runs") == [(6, 3, 3)]
 
 
+@pytest.mark.slow
 def test_observations_and_patients_delivered_in_different_runs_still_meet(tmp_path, run_cli):
     feed = tmp_path / "drop"
     feed.mkdir()

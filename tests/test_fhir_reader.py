@@ -407,6 +407,7 @@ def test_limits_reject_oversized_lines_documents_and_records_with_their_reason()
     assert [r.reason for r in read_fhir_bytes(bomb, "z.gz", limits).rejections] == ["expanded_size_limit"]
 
 
+@pytest.mark.slow
 def test_a_gzip_bomb_without_newlines_costs_no_memory():
     """5 GB of zeros would exhaust memory if held as one line: it is skipped as it streams."""
     import resource
@@ -450,6 +451,7 @@ def test_deletions_in_every_form_with_their_time():
 
 @pytest.mark.parametrize("newline", [b"\n", b"\r\n"])
 @pytest.mark.parametrize("last_newline", [True, False])
+@pytest.mark.slow
 def test_split_ranges_read_exactly_the_rows_of_the_whole_file(newline, last_newline):
     """No line lost or doubled at a boundary, whatever the range size (1 byte to the whole file)."""
     import io

@@ -31,6 +31,7 @@ def odd_folder(tmp_path):
     return folder
 
 
+@pytest.mark.slow
 def test_fifos_are_skipped_and_broken_links_are_dead_letters(odd_folder, tmp_path, run_cli):
     warehouse = tmp_path / "w.duckdb"
     code, _, err = run_cli("run", "--input", odd_folder, "--warehouse", warehouse)
@@ -81,6 +82,7 @@ def _hold_read_only(warehouse) -> subprocess.Popen:
     return reader
 
 
+@pytest.mark.slow
 def test_a_batch_that_cannot_commit_adds_nothing_to_the_run_counts(tmp_path):
     (tmp_path / "p.json").write_text(json.dumps({"resourceType": "Patient", "id": "p"}))
     warehouse = tmp_path / "w.duckdb"
@@ -101,6 +103,7 @@ def test_a_batch_that_cannot_commit_adds_nothing_to_the_run_counts(tmp_path):
     assert (run.counts.records_in, run.counts.patients_landed, run.counts.files_read) == (1, 1, 1)
 
 
+@pytest.mark.slow
 def test_a_reader_during_the_window_validation_of_watch_postpones_the_window(tmp_path):
     """Issue 12.10: the busy warehouse is retried at the next window, watch goes on (it used to exit 2)."""
     from dataclasses import replace

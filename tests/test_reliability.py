@@ -29,6 +29,7 @@ def _patients(n: int, prefix: str = "p", last_updated: str = "2026-01-01T00:00:0
     )
 
 
+@pytest.mark.slow
 def test_a_warehouse_folder_with_glob_characters_lands_everything(tmp_path, run_cli):
     """12.1: paths are never globbed (staged files, Parquet, DuckDB's own read_parquet)."""
     folder = tmp_path / "w[1]*"
@@ -46,6 +47,7 @@ def test_a_warehouse_folder_with_glob_characters_lands_everything(tmp_path, run_
     assert code == 2 and "containing '?'" in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_source_names_never_share_a_parquet_folder(tmp_path, run_cli):
     """12.5: the partition name is an injective encoding of the source name."""
     from pipelines.warehouse.export import partition_dir_name
@@ -93,6 +95,7 @@ def test_a_folder_that_cannot_be_listed_is_a_dead_letter(tmp_path, run_cli, monk
     assert query(tmp_path / "w.duckdb", "SELECT count(*) FROM patient_demographics") == [(2,)]
 
 
+@pytest.mark.slow
 def test_a_symlink_leaving_the_inputs_is_not_followed_unless_asked(tmp_path, run_cli):
     """12.15: `/etc/passwd` linked from a drop folder is never copied into the warehouse."""
     feed = tmp_path / "feed"
@@ -111,6 +114,7 @@ def test_a_symlink_leaving_the_inputs_is_not_followed_unless_asked(tmp_path, run
     assert query(followed, "SELECT reason FROM rejected_records") == [("invalid_json",)]
 
 
+@pytest.mark.slow
 def test_a_failed_parquet_export_keeps_the_run_and_is_repaired_by_the_next_landing(tmp_path, run_cli):
     """12.11: the rows are committed, so the run counts them; the copy catches up at the next landing."""
     from pipelines.warehouse.export import read_latest_sql
@@ -141,6 +145,7 @@ def test_a_failed_parquet_export_keeps_the_run_and_is_repaired_by_the_next_landi
     assert len(copy) == 5
 
 
+@pytest.mark.slow
 def test_the_warehouse_and_its_copies_are_readable_by_their_owner_only(sample_feed, tmp_path, run_cli):
     warehouse = tmp_path / "w.duckdb"
     assert run_cli("run", "--input", sample_feed, "--warehouse", warehouse)[0] == 0
@@ -321,6 +326,7 @@ def test_sigkill_at_any_moment_of_landing_leaves_a_consistent_warehouse(tmp_path
     assert statuses <= {"succeeded", "interrupted"} and "interrupted" in statuses
 
 
+@pytest.mark.slow
 def test_no_patient_value_reaches_a_page_a_log_or_an_error_line(tmp_path, run_cli):
     """12.14: `validate --html` printed Great Expectations' unexpected values (birth dates, patient ids)."""
     feed = tmp_path / "feed"

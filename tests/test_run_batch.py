@@ -30,6 +30,7 @@ def landed(sample_feed, tmp_path_factory):
     return warehouse
 
 
+@pytest.mark.slow
 def test_counts_reconcile_in_the_runs_table(landed):
     ((records_in, patients, rejected, other, files, status),) = query(
         landed, "SELECT records_in, patients_landed, rejected, other_resources, files_read, status FROM runs"
@@ -112,6 +113,7 @@ def test_us_core_race_lands_in_contract_columns(landed):
     assert row == (["HISPANIC", "MENA"], "MULTIRACIAL_MULTIETHNIC", "White", "HispanicOrLatino", "us-core", "reported")
 
 
+@pytest.mark.slow
 def test_a_patient_invalid_only_in_unneeded_elements_lands_with_warnings(sample_feed, landed, tmp_path, run_cli):
     warehouse = tmp_path / "strict.duckdb"
     assert run_cli("run", "--input", sample_feed, "--warehouse", warehouse, "--strict-fhir")[0] == 0
@@ -151,6 +153,7 @@ def test_parquet_copy_is_partitioned_by_source_and_matches(landed):
         assert (parquet / table / "source=samples" / "part-0000000001.parquet").is_file()
 
 
+@pytest.mark.slow
 def test_rerunning_the_same_input_changes_nothing(sample_feed, tmp_path, run_cli):
     warehouse = tmp_path / "w.duckdb"
     assert run_cli("run", "--input", sample_feed, "--warehouse", warehouse)[0] == 0
@@ -168,6 +171,7 @@ def test_rerunning_the_same_input_changes_nothing(sample_feed, tmp_path, run_cli
     assert f"0 inserted, 0 updated, {len(before) + 2} unchanged, 0 deleted" in out
 
 
+@pytest.mark.slow
 def test_a_newer_delivery_replaces_and_an_older_one_does_not(tmp_path, run_cli):
     feed = tmp_path / "feed"
     feed.mkdir()
@@ -206,6 +210,7 @@ def test_multi_process_runner_gives_the_same_rows(sample_feed, landed, tmp_path,
     assert query(warehouse, rej) == query(landed, rej)
 
 
+@pytest.mark.slow
 def test_default_source_is_the_input_directory_name(sample_feed, tmp_path, run_cli):
     warehouse = tmp_path / "w.duckdb"
     assert run_cli("run", "--input", sample_feed / "single-patient.json", "--warehouse", warehouse)[0] == 0
@@ -219,6 +224,7 @@ def test_default_source_is_the_input_directory_name(sample_feed, tmp_path, run_c
     assert query(warehouse, "SELECT source FROM patient_demographics ORDER BY 1") == [("qhio-east",), ("samples",)]
 
 
+@pytest.mark.slow
 def test_hidden_and_partial_files_are_not_inputs(tmp_path, run_cli):
     feed = tmp_path / "feed"
     feed.mkdir()
@@ -255,6 +261,7 @@ def test_bad_usage_is_one_line_and_exit_2(args, message, tmp_path, run_cli, monk
     assert "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_the_console_script_is_installed_and_fails_in_one_line(tmp_path):
     """The one subprocess of this module: what a user types, through the installed `demographics` script."""
     script = Path(sys.executable).with_name("demographics")
@@ -298,6 +305,7 @@ def test_every_subcommand_has_help_and_log_level(command, run_cli):
     assert code == 0 and "--log-level LEVEL" in out and "--warehouse" in out
 
 
+@pytest.mark.slow
 def test_progress_on_stderr_and_no_patient_data_in_logs(sample_feed, tmp_path, run_cli):
     code, out, err = run_cli("run", "--input", sample_feed, "--warehouse", tmp_path / "w.duckdb")
     assert code == 0, err
@@ -345,6 +353,7 @@ def test_non_editable_install_works_from_another_directory(tmp_path, sample_feed
     assert query(elsewhere / "w.duckdb", "SELECT count(*) FROM patient_demographics")[0][0] == 276
 
 
+@pytest.mark.slow
 def test_a_policy_file_switches_a_rule_end_to_end(tmp_path, run_cli):
     cdcrec = "urn:oid:2.16.840.1.113883.6.238"
     patient = {
@@ -426,6 +435,7 @@ def test_the_ledger_names_every_file_with_its_content_hash(sample_feed, landed):
 
 
 @pytest.mark.parametrize("position", ["before", "after"])
+@pytest.mark.slow
 def test_log_level_works_before_and_after_the_subcommand(sample_feed, tmp_path, position, run_cli):
     args = ["run", "--input", sample_feed / "single-patient.json", "--warehouse", tmp_path / "w.duckdb"]
     args = ["--log-level", "WARNING", *args] if position == "before" else [*args, "--log-level", "WARNING"]

@@ -2,9 +2,12 @@
 
 import json
 
+import pytest
+
 from tests.conftest import query
 
 
+@pytest.mark.slow
 def test_status_shows_runs_files_waiting_rejects_and_completeness(tmp_path, run_cli):
     feed = tmp_path / "feed"
     feed.mkdir()
@@ -32,6 +35,7 @@ def test_status_of_a_missing_warehouse_is_a_one_line_error(tmp_path, run_cli):
     assert code == 2 and "does not exist" in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_status_counts_unmapped_text_declined_and_unknown_apart(tmp_path, run_cli):
     from pipelines.samples import (
         declined_extensions,

@@ -144,6 +144,7 @@ def test_watch_lands_live_survives_sigkill_and_never_duplicates(tmp_path):
     assert windows == [("window", "qhio", _read(warehouse, "SELECT max(run_id) FROM runs")[0][0])]
 
 
+@pytest.mark.slow
 def test_a_changed_file_under_the_same_name_is_new_data(tmp_path):
     drop, warehouse = tmp_path / "drop", tmp_path / "w.duckdb"
     drop.mkdir()
@@ -172,6 +173,7 @@ def test_a_changed_file_under_the_same_name_is_new_data(tmp_path):
     assert _read(warehouse, "SELECT count(*) FROM ingested_files WHERE status = 'landed'")[0][0] == 2
 
 
+@pytest.mark.slow
 def test_stop_after_ends_the_watch_and_bad_input_is_one_line(tmp_path):
     drop = tmp_path / "qhio-west"
     drop.mkdir()
@@ -212,6 +214,7 @@ def _watch_once(drop: Path, warehouse: Path, **kwargs):
     return watch(str(drop), opts, kwargs.pop("source", "qhio"), poll_interval=0.05, stop_after=0.5, **kwargs)
 
 
+@pytest.mark.slow
 def test_each_content_lands_once_across_names_polls_and_restarts(tmp_path):
     drop, warehouse = tmp_path / "drop", tmp_path / "w.duckdb"
     drop.mkdir()
@@ -235,6 +238,7 @@ def test_each_content_lands_once_across_names_polls_and_restarts(tmp_path):
     assert _read(warehouse, "SELECT count(*) FROM patient_demographics") == [(3,)]
 
 
+@pytest.mark.slow
 def test_a_file_that_vanished_before_it_was_read_is_not_landed_and_lands_when_it_comes_back(tmp_path):
     """Issue 12.3: the ledger records what was actually read; nothing read is never a duplicate of anything."""
     import datetime as dt
@@ -257,6 +261,7 @@ def test_a_file_that_vanished_before_it_was_read_is_not_landed_and_lands_when_it
     assert _read(warehouse, "SELECT status FROM ingested_files ORDER BY landed_at") == [("unreadable",), ("landed",)]
 
 
+@pytest.mark.slow
 def test_a_dangling_link_in_the_drop_folder_is_one_dead_letter_not_one_per_poll(tmp_path):
     drop, warehouse = tmp_path / "drop", tmp_path / "w.duckdb"
     drop.mkdir()

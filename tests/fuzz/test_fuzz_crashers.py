@@ -15,6 +15,7 @@ CRASHERS = sorted(FOLDER.glob("*--*"))
 
 
 @pytest.mark.parametrize("path", CRASHERS, ids=[p.name for p in CRASHERS])
+@pytest.mark.slow
 def test_a_kept_crasher_is_read_without_failing(path: Path) -> None:
     check_file(path.read_bytes(), path.name.split("--", 1)[1])
 

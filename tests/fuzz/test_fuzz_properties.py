@@ -19,5 +19,6 @@ ALWAYS = settings(
 
 
 @pytest.mark.parametrize("prop", PROPERTIES, ids=lambda p: p.__name__)
+@pytest.mark.slow
 def test_property_on_fixed_examples(prop: Property) -> None:
     ALWAYS(given(st.data())(prop))()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -252,6 +253,7 @@ SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[Heal
 
 @SETTINGS
 @given(patients(), st.lists(observations(), max_size=3))
+@pytest.mark.slow
 def test_omb2024_category_always_agrees_with_categories(patient: dict[str, Any], obs: list[dict[str, Any]]) -> None:
     result = normalize_patient(patient, obs)
     _check_shape(result)
@@ -260,6 +262,7 @@ def test_omb2024_category_always_agrees_with_categories(patient: dict[str, Any],
 
 @SETTINGS
 @given(patients(), st.lists(observations(), max_size=3))
+@pytest.mark.slow
 def test_exactly_one_hedis_race_and_one_hedis_ethnicity(patient: dict[str, Any], obs: list[dict[str, Any]]) -> None:
     result = normalize_patient(patient, obs)
     assert isinstance(result["hedis_race"], str) and result["hedis_race"] in HEDIS_RACES
@@ -307,6 +310,7 @@ def with_not_hispanic(
 
 @SETTINGS
 @given(st.data(), patients(), st.lists(observations(), max_size=3))
+@pytest.mark.slow
 def test_adding_not_hispanic_never_changes_the_2024_result(
     data: Any, patient: dict[str, Any], obs: list[dict[str, Any]]
 ) -> None:
@@ -319,6 +323,7 @@ def test_adding_not_hispanic_never_changes_the_2024_result(
 
 @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data(), patients(), st.lists(observations(), max_size=2))
+@pytest.mark.slow
 def test_any_json_value_anywhere_never_raises(data: Any, patient: dict[str, Any], obs: list[dict[str, Any]]) -> None:
     container = {"patient": patient, "obs": obs}
     paths = [p for p in _paths(container) if len(p) > 1 and p[:2] != ("patient", "resourceType")]
@@ -335,6 +340,7 @@ def test_any_json_value_anywhere_never_raises(data: Any, patient: dict[str, Any]
 
 @settings(max_examples=300, deadline=None)
 @given(st.dictionaries(st.text(max_size=12), json_values, max_size=6), json_values)
+@pytest.mark.slow
 def test_arbitrary_patient_members_never_raise(members: dict[str, Any], obs: Any) -> None:
     patient = {**members, "resourceType": "Patient"}
     for key in ("extension", "communication", "address", "birthDate", "gender"):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
 from attacker import UNPUBLISHED, leaks, margins
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -65,6 +66,7 @@ def attack_pairs(dims, values, protect_complements=True):
 
 @PAIRS
 @given(pairs())
+@pytest.mark.slow
 def test_no_hidden_numerator_denominator_or_small_complement_can_be_recovered(table):
     found, _result = attack_pairs(*table)
     assert found == []

@@ -165,10 +165,12 @@ CONTRACT_COLUMNS = [
 ]
 
 
+@pytest.mark.slow
 def test_the_file_has_exactly_the_contract_columns(arithmetic):
     assert list(arithmetic[0]) == CONTRACT_COLUMNS
 
 
+@pytest.mark.slow
 def test_results_with_no_row_give_empty_files_with_their_columns(measured, tmp_path):
     out = measured(write_csv(tmp_path / "header-only.csv", []))
     assert pq.read_table(out / "measures.parquet").column_names == CONTRACT_COLUMNS
@@ -232,6 +234,7 @@ def test_the_small_denominator_rule_is_na_not_suppression(arithmetic):
     assert (black["denominator"], black["rate"], black["rate_ci_low"] is not None) == (30, 0.3333, True)
 
 
+@pytest.mark.slow
 def test_reference_group_per_stratifier(measured, arith):
     out = measured(arith, "--min-cell", "0", "--reference-group", "hedis_race=White")
     race, ethnicity = pick(read(out)), pick(read(out), stratifier="hedis_ethnicity")
@@ -265,6 +268,7 @@ def join_results():
     ]  # excluded: counts nowhere
 
 
+@pytest.mark.slow
 def test_unmatched_results_count_in_unknown_and_are_reported_by_reason(measured, join):
     rows = read(out := measured(join, "--min-cell", "0"))
     a, b, every = pick(rows), pick(rows, "feed_b"), pick(rows, "(all)")
@@ -286,6 +290,7 @@ def test_unmatched_results_count_in_unknown_and_are_reported_by_reason(measured,
     }
 
 
+@pytest.mark.slow
 def test_source_leaves_out_the_results_of_other_sources(measured, join, run_cli):
     out = measured.folder / "only-a"
     code, stdout, _ = run_cli(
@@ -310,6 +315,7 @@ def test_source_leaves_out_the_results_of_other_sources(measured, join, run_cli)
     assert "3 of sources left out by --source" in stdout and "0 excluded" in stdout  # v-1 is left out first
 
 
+@pytest.mark.slow
 def test_a_single_source_takes_the_unmatched_results_that_name_none(tmp_path, run_cli):
     warehouse = build_warehouse(tmp_path / "w.duckdb", many(40, "p"))
     results = write_csv(
@@ -328,6 +334,7 @@ def test_a_single_source_takes_the_unmatched_results_that_name_none(tmp_path, ru
     assert pick(read(tmp_path / "out"), measure="COL")["Total"]["denominator"] == 42
 
 
+@pytest.mark.slow
 def test_measure_reports_give_the_rows_of_the_same_results_as_csv(measured, arith):
     """The results of arith.csv as NDJSON MeasureReports and as one Bundle: identical files, suppression included
     (a MeasureReport names no source: every patient of these results is in one source only)."""
@@ -409,6 +416,7 @@ def _stratum(strata: dict, stratifier: str) -> str:
     return strata["categories"][0] if stratifier == "omb2024_category" else strata[stratifier]
 
 
+@pytest.mark.slow
 def test_no_patient_value_reaches_the_files_or_the_page(measured, join):
     out = measured(join)
     for path in out.iterdir():
@@ -441,6 +449,7 @@ def test_reference_group_needs_measures_and_a_missing_column_is_exit_2(measured,
     assert code == 2 and "missing column numerator" in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_rejects_are_written_counted_and_kept_off_the_page(measured, run_cli, tmp_path):
     path = tmp_path / "bad-rows.csv"
     path.write_text(

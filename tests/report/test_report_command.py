@@ -131,6 +131,7 @@ def report(tmp_path_factory):
     return make
 
 
+@pytest.mark.slow
 def test_report_says_where_it_wrote(warehouse, run_cli, tmp_path):
     out = tmp_path / "out"
     code, stdout, _ = run_cli("report", "--warehouse", warehouse(feeds()), "--out", out)
@@ -139,6 +140,7 @@ def test_report_says_where_it_wrote(warehouse, run_cli, tmp_path):
     assert "suppression: 4 counts from 1 to 10 hidden" in stdout
 
 
+@pytest.mark.slow
 def test_exclusive_tables_add_up_to_the_total_and_all_adds_up_the_sources(report):
     out = report("--min-cell", "0")
     totals = {"feed_a": 94, "feed_b": 53, "(all)": 147}
@@ -216,6 +218,7 @@ def test_views_give_the_figures_of_the_files(report):
             assert view == {(r["source"], r["stratum"]): r["patients"] for r in read(out, name)}, name
 
 
+@pytest.mark.slow
 def test_published_files_hold_no_small_count_and_no_share_of_a_hidden_one(report):
     out = report()
     hidden = 0
@@ -239,6 +242,7 @@ def test_source_restricts_the_report(report):
 PROVIDERS = {"Organization/1": 30 + 12 + 12 + 11 + 3, "Organization/2": 20 + 5 + 25, None: 15 + 14}
 
 
+@pytest.mark.slow
 def test_provider_folders_hold_their_own_patients_only(report):
     out = report("--by", "managing_organization", "--min-cell", "0")
     with (out / "providers.csv").open(encoding="utf-8") as handle:
@@ -261,6 +265,7 @@ def test_provider_folders_hold_their_own_patients_only(report):
     assert {r["managing_organization"] for r in plan} == {"(all)"}
 
 
+@pytest.mark.slow
 def test_no_patient_identifier_is_ever_written(report):
     out = report("--by", "general_practitioner")
     for path in out.rglob("*"):
@@ -268,6 +273,7 @@ def test_no_patient_identifier_is_ever_written(report):
             assert SECRET.encode() not in path.read_bytes(), path
 
 
+@pytest.mark.slow
 def test_provider_tables_are_suppressed_with_the_plan_wide_ones(report):
     """An outsider holding every provider's files and the plan's cannot recover a hidden HEDIS race count."""
 
@@ -315,6 +321,7 @@ def test_a_missing_or_empty_warehouse_is_bad_usage(run_cli, tmp_path, warehouse)
     assert code == 2 and "no patients" in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_help_and_log_level(run_cli, capsys, warehouse, tmp_path):
     code, out, _ = run_cli("report", "--help")
     assert code == 0 and "--min-cell" in out

@@ -94,6 +94,7 @@ def measure_results(patients):
     ]
 
 
+@pytest.mark.slow
 def test_page_is_self_contained_with_inline_charts_and_marked_suppression(pages):
     page = (pages / "index.html").read_text(encoding="utf-8")
     assert page.startswith("<!DOCTYPE html>")
@@ -186,6 +187,7 @@ def test_trend_of_completeness_is_published(pages):
     assert {r["source"] for r in rows} == {"feed_a", "feed_b", "(all)"} and all(r["share"] for r in rows)
 
 
+@pytest.mark.slow
 def test_validate_says_where_it_wrote_the_page(run_cli, warehouse, tmp_path):
     html = tmp_path / "validation.html"
     code, out, _ = run_cli("validate", "--warehouse", warehouse(feeds()), "--html", html)
@@ -205,6 +207,7 @@ def test_validation_page_fits_a_laptop(browser, pages):
     assert all(url.startswith("file://") for url in requests)
 
 
+@pytest.mark.slow
 def test_the_trend_and_the_completeness_table_agree_on_write_ins(run_cli, warehouse, tmp_path):
     """feed_b's 11 unmapped-text patients are reported but count in neither the table's share nor the trend."""
     path = warehouse(feeds())

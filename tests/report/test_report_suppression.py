@@ -63,6 +63,7 @@ def three_way(draw):
 
 @PROPERTY
 @given(two_way())
+@pytest.mark.slow
 def test_no_hidden_count_of_a_two_way_table_can_be_recovered(table):
     dims, values = table
     found, result, _ = attack(dims, values)
@@ -71,6 +72,7 @@ def test_no_hidden_count_of_a_two_way_table_can_be_recovered(table):
 
 @PROPERTY
 @given(three_way())
+@pytest.mark.slow
 def test_no_hidden_count_of_provider_and_plan_tables_can_be_recovered(table):
     dims, values = table
     found, result, _ = attack(dims, values)
@@ -116,6 +118,7 @@ def overlapping_tables(sources, values):
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(combinations())
+@pytest.mark.slow
 def test_alone_or_in_combination_counts_do_not_give_away_the_exclusive_ones(table):
     sources, values = table
     cells, published = overlapping_tables(sources, values)

@@ -3,6 +3,7 @@
 import datetime as dt
 import re
 
+import pytest
 from conftest import patients, validated
 
 from pipelines.validation import summary_table, write_html_summary
@@ -14,6 +15,7 @@ def results(validator):
     return validated(validator, patients(10, source="feed_a")) + validated(validator, bad, source="feed_<b>")
 
 
+@pytest.mark.slow
 def test_summary_table_lists_batches_and_failed_expectations(validator):
     text = summary_table(results(validator))
     lines = text.splitlines()
@@ -35,6 +37,7 @@ def test_summary_of_nothing():
     assert "nothing" in summary_table([])
 
 
+@pytest.mark.slow
 def test_window_batches_show_their_window(validator):
     start = dt.datetime(2026, 11, 23, 10, 0, tzinfo=dt.UTC)
     rows = validated(
@@ -48,6 +51,7 @@ def test_window_batches_show_their_window(validator):
     assert "2026-11-23 10:00:00Z .. 2026-11-23 10:01:00Z" in summary_table(rows)
 
 
+@pytest.mark.slow
 def test_html_summary_is_self_contained_and_escaped(validator, tmp_path):
     path = tmp_path / "out" / "validation.html"
     write_html_summary(results(validator), path)

@@ -74,6 +74,7 @@ def test_store_results_round_trips_rows_including_window_bounds(warehouse, valid
     assert back["success"].all() and back["element_count"].eq(8).all()
 
 
+@pytest.mark.slow
 def test_validate_warehouse_validates_each_source_and_the_whole(warehouse):
     land(warehouse, patients(20, source="feed_a") + patients(10, source="feed_b"))
     rows = validate_warehouse(warehouse, run_id="v1")
@@ -88,6 +89,7 @@ def test_validate_warehouse_validates_each_source_and_the_whole(warehouse):
     assert dict(zip(per_source["source"], per_source["element_count"], strict=True)) == {"feed_a": 20, "feed_b": 10}
 
 
+@pytest.mark.slow
 def test_a_failed_completeness_is_stored_and_exits_1_but_the_data_stays(warehouse):
     land(warehouse, patients(20, source="feed_a") + patients(10, source="feed_b", reported_share=0.5))
     before = warehouse.execute("SELECT count(*) FROM patient_demographics").fetchone()[0]
@@ -104,6 +106,7 @@ def test_a_failed_completeness_is_stored_and_exits_1_but_the_data_stays(warehous
     assert warehouse.execute("SELECT count(*) FROM patient_demographics").fetchone()[0] == before
 
 
+@pytest.mark.slow
 def test_a_goal_from_the_config_decides_the_exit_code(warehouse):
     land(warehouse, patients(10, source="feed_b", reported_share=0.5))
     assert exit_code(validate_warehouse(warehouse, run_id="v1", config=ValidationConfig(0.5))) == 0
@@ -119,6 +122,7 @@ def test_a_goal_from_the_config_decides_the_exit_code(warehouse):
         ({"birth_date": dt.date(2199, 1, 1), "birth_year": 2199}, "plausibility"),
     ],
 )
+@pytest.mark.slow
 def test_garbage_from_one_feed_is_reported_for_that_feed_and_the_warehouse(warehouse, change, suite):
     bad = patients(10, source="feed_b")
     bad[0].update(change)
@@ -145,6 +149,7 @@ def test_a_warehouse_without_patients_is_an_error(warehouse):
         validate_warehouse(warehouse, run_id="v1")
 
 
+@pytest.mark.slow
 def test_results_of_two_runs_trend_per_source(tmp_path, validator):
     path = str(tmp_path / "trend.duckdb")
     con = duckdb.connect(path)
@@ -216,6 +221,7 @@ def test_a_write_in_lowers_the_stored_completeness(warehouse):
     assert set(completeness_trend(warehouse)["reported_share"]) == {0.9}
 
 
+@pytest.mark.slow
 def test_the_landed_batch_is_validated_per_source_on_the_landing_connection(warehouse):
     land(warehouse, patients(6, source="feed_a") + patients(4, source="feed_b") + patients(3, source="feed_c"))
     # the commit's temp table: the Patients this batch read (feed_c is an older landing)
@@ -241,6 +247,7 @@ def test_a_window_validates_what_this_run_landed_in_it(warehouse):
     assert len(stored(warehouse)) == len(rows)
 
 
+@pytest.mark.slow
 def test_validation_leaves_no_temp_table_and_no_transaction_on_the_connection(warehouse):
     land(warehouse, patients(5, source="feed_a") + patients(5, source="feed_b"))
     validate_warehouse(warehouse, run_id="v1")

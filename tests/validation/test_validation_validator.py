@@ -28,6 +28,7 @@ def by_label(rows, suite, expectation):
     return row
 
 
+@pytest.mark.slow
 def test_a_clean_batch_passes_every_expectation_of_every_suite(validator):
     rows = validated(validator, patients(60))
     assert failures(rows) == set()
@@ -168,6 +169,7 @@ BROKEN = [
 
 
 @pytest.mark.parametrize("what, change, expected", BROKEN, ids=[b[0] for b in BROKEN])
+@pytest.mark.slow
 def test_a_broken_row_fails_exactly_its_expectations(validator, what, change, expected):
     rows = patients(20)
     assert rows[6]["omb2024_category"] == "WHITE"
@@ -209,6 +211,7 @@ def test_missing_lineage_column_fails_lineage(validator):
     assert "does not exist" in json.loads(nulls["details"])["exception"]
 
 
+@pytest.mark.slow
 def test_a_rule_whose_input_column_is_missing_fails_with_its_error(validator):
     result = validated(validator, patients(10), drop=["unmapped_text_only"])
     assert failures(result) == {("completeness", COMPLETENESS)}
@@ -256,6 +259,7 @@ def test_completeness_default_goal_is_80_percent(validator, share, ok):
     assert failures(result) <= {("completeness", COMPLETENESS)}
 
 
+@pytest.mark.slow
 def test_completeness_goal_is_configurable():
     lenient = Validator(ValidationConfig(completeness_goal=0.5))
     result = validated(lenient, patients(20, reported_share=0.6))
