@@ -95,7 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
         "per core unless you choose (--direct_num_workers=1 for one).",
         epilog="example: demographics run --input samples/ --warehouse warehouse.duckdb",
     )
-    run.add_argument("--input", nargs="+", required=True, metavar="PATH", help="files or directories to read")
+    run.add_argument(
+        "--input", nargs="+", action="extend", required=True, metavar="PATH", help="files or directories to read"
+    )
     _warehouse_option(run, creates=True)
     run.add_argument("--source", metavar="NAME", help="feed name (default: the input directory's name)")
     run.add_argument(
@@ -172,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument(
         "--input",
         nargs="+",
+        action="extend",
         metavar="DIR",
         help="drop folders to count waiting files in (default: the latest watch's folder)",
     )

@@ -461,3 +461,20 @@ def test_worker_processes_by_default_from_two_byte_ranges(monkeypatch, given, si
     args = parallel_by_default(given, AUTO_PARALLEL_BYTES if size == "large" else AUTO_PARALLEL_BYTES - 1)
     assert _reads_in_worker_processes(args) is in_workers
     assert ("--direct_num_workers=2" in args) is (size == "large" and not given)
+
+
+@pytest.mark.parametrize(
+    ("argv", "option", "expected"),
+    [
+        (["run", "--input", "a", "--input", "b", "c"], "input", ["a", "b", "c"]),
+        (["status", "--input", "a", "--input", "b"], "input", ["a", "b"]),
+        (["report", "--out", "o", "--source", "a", "--source", "b"], "source", ["a", "b"]),
+        (["report", "--out", "o", "--measures", "m1.csv", "--measures", "m2.csv"], "measures", ["m1.csv", "m2.csv"]),
+    ],
+)
+def test_a_repeated_list_option_adds_to_the_list(argv, option, expected):
+    """`--input a --input b` reads both: a repeated option never silently drops what came first."""
+    from pipelines.cli import build_parser
+
+    args, _ = build_parser().parse_known_args(argv)
+    assert [str(v) for v in getattr(args, option)] == expected

@@ -23,7 +23,9 @@ DEFAULT_MIN_CELL = 11  # CMS cell size suppression policy and CalHHS DDG: counts
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The report's own options (the CLI adds --warehouse, --completeness-goal and --log-level)."""
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for the files and index.html")
-    parser.add_argument("--source", nargs="+", default=[], metavar="NAME", help="report these sources only")
+    parser.add_argument(
+        "--source", nargs="+", action="extend", default=[], metavar="NAME", help="report these sources only"
+    )
     parser.add_argument(
         "--min-cell",
         type=_min_cell,
@@ -42,6 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--measures",
         nargs="+",
+        action="extend",
         default=[],
         metavar="FILE",
         help="member-level quality-measure results (CSV or Parquet with patient_id, measure, "

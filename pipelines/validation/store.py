@@ -11,6 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from pipelines.tables import PATIENTS as PATIENTS_TABLE
+from pipelines.tables import VALIDATION as RESULTS_TABLE
+from pipelines.tables import arrow_schema, duckdb_ddl, field_names
 from pipelines.validation.config import ValidationConfig
 
 if TYPE_CHECKING:
@@ -20,8 +23,6 @@ if TYPE_CHECKING:
     from pipelines.validation.batches import Batches
     from pipelines.validation.validator import Validator
 
-RESULTS_TABLE = "validation_results"
-PATIENTS_TABLE = "patient_demographics"
 # The completeness expectation's label, then the one it had before unmapped text stopped counting (issue 9):
 # stored results of both trend together.
 COMPLETENESS_LABELS = (
@@ -29,39 +30,21 @@ COMPLETENESS_LABELS = (
     "expect_column_values_to_be_in_set(race_ethnicity_status)",
 )
 
-# One row per expectation per validated batch. validation_id identifies one batch's validation (all its rows
-# share it); `expectation` is stable across runs so that results can be trended.
-RESULT_COLUMNS: tuple[tuple[str, str, pa.DataType], ...] = (
-    ("validation_id", "VARCHAR NOT NULL", pa.string()),
-    ("run_id", "VARCHAR NOT NULL", pa.string()),
-    ("validated_at", "TIMESTAMPTZ NOT NULL", pa.timestamp("us", tz="UTC")),
-    ("suite", "VARCHAR NOT NULL", pa.string()),
-    ("expectation", "VARCHAR NOT NULL", pa.string()),
-    ("scope", "VARCHAR NOT NULL", pa.string()),
-    ("source", "VARCHAR", pa.string()),
-    ("window_start", "TIMESTAMPTZ", pa.timestamp("us", tz="UTC")),
-    ("window_end", "TIMESTAMPTZ", pa.timestamp("us", tz="UTC")),
-    ("success", "BOOLEAN NOT NULL", pa.bool_()),
-    ("observed_value", "VARCHAR", pa.string()),
-    ("element_count", "BIGINT", pa.int64()),
-    ("unexpected_count", "BIGINT", pa.int64()),
-    ("details", "VARCHAR", pa.string()),
-)
-RESULTS_ARROW_SCHEMA = pa.schema([(name, arrow_type) for name, _, arrow_type in RESULT_COLUMNS])
-
 
 class NoPatientsError(LookupError):
     """The warehouse has no patient_demographics table: nothing has landed yet."""
 
 
 def ensure_validation_results_table(con: duckdb.DuckDBPyConnection) -> None:
-    columns = ",\n    ".join(f"{name} {sql_type}" for name, sql_type, _ in RESULT_COLUMNS)
-    con.execute(f"CREATE TABLE IF NOT EXISTS {RESULTS_TABLE} (\n    {columns}\n)")
+    con.execute(duckdb_ddl(RESULTS_TABLE))
 
 
 def results_arrow(rows: Iterable[dict[str, Any]]) -> pa.Table:
+    """One row per expectation per validated batch (`schemas/validation_results.avsc`): all rows of one batch's
+    validation share its validation_id; `expectation` is stable across runs so that results can be trended."""
     return pa.Table.from_pylist(
-        [{name: row.get(name) for name, _, _ in RESULT_COLUMNS} for row in rows], schema=RESULTS_ARROW_SCHEMA
+        [{name: row.get(name) for name in field_names(RESULTS_TABLE)} for row in rows],
+        schema=arrow_schema(RESULTS_TABLE),
     )
 
 
@@ -71,7 +54,7 @@ def store_results(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]]) ->
     if not rows:
         return
     view = f"_validation_results_{uuid.uuid4().hex}"
-    names = ", ".join(name for name, _, _ in RESULT_COLUMNS)
+    names = ", ".join(field_names(RESULTS_TABLE))
     con.register(view, results_arrow(rows))
     try:
         con.execute(f"INSERT INTO {RESULTS_TABLE} ({names}) SELECT {names} FROM {view}")
