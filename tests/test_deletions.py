@@ -191,6 +191,27 @@ def test_watch_applies_deletions_as_they_arrive(tmp_path):
 
 
 @pytest.mark.slow
+def test_watch_keeps_a_deletion_that_arrived_first(tmp_path):
+    """The deletion lands before any version of the patient: an older version, in a later poll, never brings it
+    back; a newer one does."""
+    from pipelines.jobs.landing import LandingOptions
+    from pipelines.jobs.watch import watch
+
+    drop, warehouse = tmp_path / "qhio-east", tmp_path / "w.duckdb"
+    drop.mkdir()
+    opts = LandingOptions(str(warehouse), str(tmp_path / "pq"), validation=None)
+    (drop / "1-deleted.json").write_bytes(transaction_delete("a", T2))
+    watch(str(drop), opts, poll_interval=0.05, stop_after=0.3)
+    (drop / "2-old.ndjson").write_bytes(_ndjson(_patient("a", T1), _patient("b", T1)))
+    watch(str(drop), opts, poll_interval=0.05, stop_after=0.3)
+    assert [p[0] for p in _patients(warehouse)] == ["b"]
+    (drop / "3-new.ndjson").write_bytes(_ndjson(_patient("a", T3, "male")))
+    watch(str(drop), opts, poll_interval=0.05, stop_after=0.3)
+    assert _patients(warehouse) == [("a", "male"), ("b", "female")]
+    assert query(warehouse, "SELECT count(*) FROM deleted_patients") == [(1,)]
+
+
+@pytest.mark.slow
 def test_ties_on_last_updated_go_to_the_content_that_arrived_first_later(land):
     """Re-running an old file never makes its older content win (contract section 3)."""
     old = _ndjson(_patient("x", T1, "female"))

@@ -14,6 +14,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from pipelines.tables import ALL_TABLES
 from tests.conftest import query
 
 pytestmark = pytest.mark.timeout(600)
@@ -189,6 +190,7 @@ def test_a_signal_during_the_beam_phase_with_worker_processes_ends_the_run_as_in
     assert err.strip().splitlines()[-1] == "demographics: interrupted"
     assert query(warehouse, "SELECT status FROM runs") == [("interrupted",)]
     assert not (tmp_path / ".w.duckdb.staging").exists()
+    assert _tables(warehouse) == sorted(ALL_TABLES)  # every table exists after an interrupted first run
 
 
 @pytest.mark.slow
@@ -393,3 +395,20 @@ def test_memory_per_input_file_is_small(tmp_path):
 
     small, large = peak_kib(200), peak_kib(2200)
     assert (large - small) / 2000 < 30, f"{(large - small) / 2000:.1f} KiB per file"
+
+
+def _tables(warehouse: Path) -> list[str]:
+    return [t for (t,) in query(warehouse, "SELECT table_name FROM information_schema.tables ORDER BY 1")]
+
+
+@pytest.mark.slow
+def test_every_table_exists_after_a_first_run_with_no_patients(tmp_path, run_cli):
+    """Contract section 3: the tables exist, empty, from the first run on, whatever the run found."""
+    feed = tmp_path / "feed"
+    feed.mkdir()
+    (feed / "Observation.ndjson").write_text('{"resourceType": "Observation", "id": "o1", "status": "final"}\n')
+    warehouse = tmp_path / "w.duckdb"
+    assert run_cli("run", "--input", feed, "--warehouse", warehouse)[0] == 0
+    assert _tables(warehouse) == sorted(ALL_TABLES)
+    assert query(warehouse, "SELECT count(*) FROM patient_demographics") == [(0,)]
+    assert query(warehouse, "SELECT records_in, other_resources FROM runs") == [(1, 1)]
