@@ -315,6 +315,23 @@ def test_progress_on_stderr_and_no_patient_data_in_logs(sample_feed, tmp_path, r
         assert private not in err
 
 
+def test_the_progress_line_adds_up_every_read_task_and_says_how_long_is_left(tmp_path, monkeypatch):
+    """The live line of a long read (every 5 s), from the progress files each read task writes (one per worker
+    process in multi_processing): bytes of the total, records, rate and time left."""
+    from pipelines.beam.staging import WriteProgressFn
+    from pipelines.jobs import landing
+
+    progress = landing.ProgressLine(str(tmp_path), total_bytes=400_000_000)
+    assert progress.line() is None  # nothing read yet: no line
+    writer = WriteProgressFn(str(tmp_path))
+    writer.setup()
+    writer.process({"task": "worker-1", "records": 30_000, "raw_bytes": 100_000_000})
+    writer.process({"task": "worker-2", "records": 20_000, "raw_bytes": 60_000_000})
+    writer.process({"task": "worker-1", "records": 40_000, "raw_bytes": 140_000_000})  # a later report replaces
+    monkeypatch.setattr(landing.time, "monotonic", lambda: progress.started + 10.0)
+    assert progress.line() == "read 200.0 of 400.0 MB (50%), 60,000 records, 6,000 records/s, about 10 s left"
+
+
 @pytest.mark.slow
 def test_non_editable_install_works_from_another_directory(tmp_path, sample_feed):
     """`pip install .` ships the schemas and reference data inside the package."""
