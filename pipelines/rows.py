@@ -120,16 +120,6 @@ class RaceMemo:
         return _RaceEntry(values, race.warnings, _block(values))
 
 
-def patient_row(found: FoundPatient, ctx: RowContext, memo: RaceMemo) -> dict[str, Any]:
-    """One patient_demographics row (tests, and the few Patients rebuilt when Observations arrive later)."""
-    rows = PatientRows(ctx, memo)
-    rows.add(found)
-    row = rows.table().to_pylist()[0]
-    for column in (FILE_ORDER, ORDINAL):
-        row.pop(column)
-    return row
-
-
 class PatientRows:
     """The rows of one chunk, built a Patient at a time, column by column."""
 

@@ -22,8 +22,6 @@ OBSERVATIONS = "demographic_observations"
 VALIDATION = "validation_results"
 PARQUET_PARTITIONS = "parquet_partitions"
 ALL_TABLES = (PATIENTS, REJECTED, DELETED, RUNS, LEDGER, OBSERVATIONS, VALIDATION, PARQUET_PARTITIONS)
-# The tables whose rows are also written as Parquet partitioned by source (contract section 3).
-PARQUET_TABLES = (PATIENTS, REJECTED, DELETED)
 
 
 def _schema_text(name: str) -> str:

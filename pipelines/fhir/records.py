@@ -71,9 +71,6 @@ class KeptResource:
     resource: dict[str, Any]
 
 
-Record = FoundPatient | Rejection | Deletion | OtherResource
-
-
 def raw_text(data: bytes | str) -> str:
     """The first 64 KiB of a record as text, for the dead letter."""
     if isinstance(data, str):

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
 from pipelines.staging import list_folder
-from pipelines.tables import PARQUET_PARTITIONS, PATIENTS, arrow_schema, field_names
+from pipelines.tables import DELETED, PARQUET_PARTITIONS, PATIENTS, REJECTED, arrow_schema, field_names
 from pipelines.warehouse.connection import sql_string
 
 MAX_DELTA_FILES = 64
@@ -30,7 +30,7 @@ COMPACT_MIN_ROWS = 100_000
 ROWS_PER_BATCH = 50_000
 _PART = re.compile(r"^part-(\d{10})\.parquet$")
 # Where each table's new rows of the last commit are (temp tables of commit_batch).
-NEW_ROWS = {PATIENTS: "_changed_rows", "rejected_records": "_new_rejected", "deleted_patients": "_new_deleted"}
+NEW_ROWS = {PATIENTS: "_changed_rows", REJECTED: "_new_rejected", DELETED: "_new_deleted"}
 # The same, counted cheaply: the changed patients' keys.
 NEW_COUNTS = {**NEW_ROWS, PATIENTS: "_changes"}
 
