@@ -19,3 +19,9 @@ class UsageError(Exception):
 class WarehouseBusy(UsageError):
     """Another process holds the warehouse's single-writer lock (or a read lock that blocks writing) for longer
     than we wait. `watch` retries at its next poll; a command reports it as bad usage (exit 2)."""
+
+
+def error_line(err: BaseException) -> str:
+    """`Type: first line of the message`: how a failure is recorded (`runs.message`, an export error)."""
+    text = str(err)
+    return f"{type(err).__name__}: {text.splitlines()[0] if text else ''}"

@@ -32,7 +32,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from pipelines.beam.read import DELETED as DELETED_KIND
 from pipelines.beam.read import PATIENTS as PATIENTS_KIND
-from pipelines.errors import UsageError
+from pipelines.errors import UsageError, error_line
 from pipelines.normalize import Policy
 from pipelines.staging import StagedBatch
 from pipelines.tables import (
@@ -332,7 +332,7 @@ class BigQueryWarehouse:
             log.warning(
                 "the Parquet copy could not be written (%s); it is rewritten at the next landing", type(err).__name__
             )
-            return f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+            return error_line(err)
         return None
 
 

@@ -23,9 +23,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipelines.beam.read import REJECTED, InputFile, ReadSettings
+from pipelines.errors import error_line
 from pipelines.fhir.plan import SPLIT_BYTES
 from pipelines.fhir.reader import ReadLimits
 from pipelines.fhir.records import Rejection
+from pipelines.jobs.inputs import total_bytes
 from pipelines.normalize import Policy, load_policy
 from pipelines.rows import RowContext, rejected_table
 from pipelines.staging import StagedBatch, progress_of, staging_root
@@ -103,7 +105,7 @@ def recorded_run(sink: Sink, mode: str, sources: Sequence[str], inputs: Sequence
         yield run
     except BaseException as err:
         status = "interrupted" if isinstance(err, KeyboardInterrupt) else "failed"
-        message = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+        message = error_line(err)
         try:
             sink.finish_run(run.run_id, status, run.counts, dt.datetime.now(dt.UTC), message)
         except Exception:  # the original error is on its way; the next start repairs the row
@@ -319,7 +321,7 @@ def land_files(
 ) -> Landed:
     """Reads, normalizes and lands one batch of files; adds its counts to the run only once it has landed."""
     staging_dir = str(staging_root(opts.warehouse) / run.run_id / ingested_at.strftime("%H%M%S%f"))
-    total = sum(_size(f.path) for f in files)
+    total = total_bytes(files)
     beam_args = parallel_by_default(opts.beam_args, total) if files else []
     if opts.validation is not None and files and not _reads_in_worker_processes(beam_args):
         from pipelines.validation import prepare_validator
@@ -365,13 +367,6 @@ def land_staged(
 def _with_listing_rejects(batch: StagedBatch, staging_dir: str) -> StagedBatch:
     batch.rejected = sorted({*batch.rejected, os.path.join(staging_dir, REJECTED, "listing.parquet")})
     return batch
-
-
-def _size(path: str) -> int:
-    try:
-        return os.stat(path).st_size
-    except OSError:
-        return 0
 
 
 def _remove_empty_parents(folder: Path, root: Path) -> None:

@@ -136,7 +136,8 @@ def commit_batch(
             SELECT p.* REPLACE (coalesce(f.first_arrived_at, p.first_arrived_at) AS first_arrived_at,
                                 {sql_string(run_id)} AS run_id)
             FROM _staged_{PATIENTS_KIND} p JOIN _files f USING (input_file) WHERE f.status = 'landed'""")
-        keep_observations(con, [o for o in batch.observations if _lands(o["input_file"], batch.files)], run_id)
+        landing = {f.input_file for f in batch.files if f.status == "landed"}
+        keep_observations(con, [o for o in batch.observations if o["input_file"] in landing], run_id)
         rebuilt = rebuild_with_observations(con, "_staged", policy)
         versions = "_staged"
         if rebuilt.num_rows:
@@ -195,10 +196,6 @@ def _latest_per_key(con: duckdb.DuckDBPyConnection, versions: str) -> None:
         SELECT * EXCLUDE (_rank) FROM (
             SELECT *, row_number() OVER (PARTITION BY source, patient_id ORDER BY {LATEST_ORDER}) AS _rank
             FROM {versions} v SEMI JOIN _repeated_keys USING (source, patient_id)) WHERE _rank = 1""")
-
-
-def _lands(input_file: str, files: list[InputFileResult]) -> bool:
-    return any(f.input_file == input_file and f.status == "landed" for f in files)
 
 
 def _land_deletions(con: duckdb.DuckDBPyConnection, run_id: str) -> None:

@@ -109,8 +109,7 @@ def plan_export(
         delta_files, delta_rows, base_rows = _state(con, table, source)
         new_rows = _count(con, NEW_COUNTS[table], source) if source in changed.get(table, set()) else 0
         plan[(table, source)] = (
-            (table, source) in stale
-            or (table, source) in lagging
+            (table, source) in lagging
             or (table == PATIENTS and source in removed)
             or delta_files + 1 > MAX_DELTA_FILES
             or delta_rows + new_rows > max(COMPACT_MIN_ROWS, COMPACT_RATIO * base_rows)

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from pipelines.errors import error_line
 from pipelines.normalize import Policy
 from pipelines.staging import InputFileResult, StagedBatch, remove_stale_staging
 from pipelines.warehouse.commit import commit_batch
@@ -124,7 +125,7 @@ class DuckDBWarehouse:
                 export(con, self.parquet_dir, plan, landed_at)
                 log.debug("exported to Parquet in %.1f s", time.perf_counter() - started)
             except Exception as err:  # noqa: BLE001 - the rows are committed; the copy is repaired next landing
-                landed.export_error = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+                landed.export_error = error_line(err)
                 log.warning(
                     "the Parquet copy could not be written (%s); it is rewritten at the next landing",
                     landed.export_error,
